@@ -1,1 +1,59 @@
+//! Packet capture and TCP reassembly for zkscope.
+//!
+//! # Brief overview
+//!
+//! - [`PacketSource`] yields [`RawPacket`]s from a pcap/pcapng file, stdin or
+//!   a live libpcap capture, lending each packet out of its buffer.
+//! - [`parse_tcp`] decodes the link, IP and TCP headers of a packet into a
+//!   [`TcpSegment`] whose payload borrows the packet, or says why not ([`Skip`]).
+//! - [`TcpTracker`] keeps the flow table and reassembles each direction,
+//!   calling a [`StreamHandler`] with in-order bytes, gaps and open/close
+//!   events. It is clocked by packet timestamps only.
+//!
+//! ```no_run
+//! use zkscope_capture::*;
+//!
+//! struct Count(u64);
+//! impl StreamHandler for Count {
+//!     type Conn = ();
+//!     fn classify(&mut self, seg: &TcpSegment<'_>) -> Option<Direction> {
+//!         match (seg.src.port(), seg.dst.port()) {
+//!             (_, 2181) => Some(Direction::ToServer),
+//!             (2181, _) => Some(Direction::ToClient),
+//!             _ => None,
+//!         }
+//!     }
+//!     fn open(&mut self, _: &FlowKey, _: Timestamp, _: bool) {}
+//!     fn data(&mut self, _: &mut (), _: &FlowKey, _: Direction, _: Timestamp, b: &[u8]) {
+//!         self.0 += b.len() as u64;
+//!     }
+//!     fn gap(&mut self, _: &mut (), _: &FlowKey, _: Direction, _: Timestamp, _: u64) {}
+//!     fn close(&mut self, _: (), _: &FlowKey, _: Timestamp, _: CloseReason) {}
+//! }
+//!
+//! let mut src = PacketSource::open_file(std::path::Path::new("zk.pcap"))?;
+//! let mut tracker = TcpTracker::new(TcpConfig::default());
+//! let mut h = Count(0);
+//! let mut last = Timestamp::ZERO;
+//! while let Some(pkt) = src.next_packet()? {
+//!     last = pkt.ts;
+//!     if let Ok(seg) = parse_tcp(&pkt) {
+//!         tracker.segment(&mut h, pkt.ts, &seg);
+//!     }
+//! }
+//! tracker.finish(&mut h, last);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod client;
+pub mod framer;
+pub mod packet;
+pub mod source;
+pub mod tcp;
+
+pub use packet::{parse_tcp, Linktype, RawPacket, Skip, TcpFlags, TcpSegment, Timestamp};
+pub use source::{CaptureError, CaptureStats, LiveOptions, PacketSource};
+pub use tcp::{CloseReason, Direction, FlowKey, StreamHandler, TcpConfig, TcpStats, TcpTracker};

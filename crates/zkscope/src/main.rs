@@ -1,1 +1,49 @@
-fn main() {}
+//! `zkscope`: see what happens inside Apache ZooKeeper from the outside.
+//!
+//! The binary is thin: argument parsing, the packet loop and the printers. Decoding lives in
+//! `zkscope-proto` (wire formats) and `zkscope-capture` (packets, TCP, conversations).
+
+mod dump;
+mod fields;
+mod print;
+mod timefmt;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// See what happens inside Apache ZooKeeper from the outside.
+///
+/// zkscope decodes ZooKeeper's client protocol from live traffic (libpcap) or from pcap/pcapng
+/// files: who asks what, and how fast the ensemble answers.
+#[derive(Debug, Parser)]
+#[command(
+    name = "zkscope",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode ZooKeeper client traffic: one line per request with its reply and latency.
+    Dump(dump::DumpArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dump(args) => dump::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("zkscope: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

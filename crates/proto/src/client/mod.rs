@@ -1,0 +1,35 @@
+//! Client port (2181) protocol: connect handshake, requests, replies and
+//! watch notifications (protocol.md §2).
+
+mod codes;
+mod connect;
+mod records;
+mod reply;
+mod request;
+
+pub use codes::{
+    four_letter_word, is_tls_client_hello, AddWatchMode, CreateMode, EphemeralOwner, ErrCode,
+    EventType, Hex, KeeperState, OpCode, Perms, WatcherType,
+};
+pub use connect::{ConnectRequest, ConnectResponse, MAX_PLAUSIBLE_PASSWD};
+pub use records::{
+    Acl, Acls, ClientInfo, ClientInfos, Credential, Data, Element, Stat, Strings, Vector,
+    VectorIter,
+};
+pub use reply::{
+    decode_event, decode_reply, MultiResult, MultiResults, MultiResultsIter, Reply, ReplyBody,
+    ReplyHeader, WatchEvent,
+};
+pub use request::{
+    decode_request, MultiOp, MultiOps, MultiOpsIter, Request, RequestBody, RequestHeader,
+    MAX_MULTI_OPS,
+};
+
+/// xid of watch notifications (server → client only).
+pub const NOTIFICATION_XID: i32 = -1;
+/// xid of pings (both directions).
+pub const PING_XID: i32 = -2;
+/// xid of auth packets and their replies.
+pub const AUTH_XID: i32 = -4;
+/// xid of setWatches/setWatches2 from the C client (Java uses normal xids).
+pub const SET_WATCHES_XID: i32 = -8;

@@ -1,0 +1,486 @@
+//! Renders any `Serialize` value as human-readable fields, without building an intermediate
+//! tree: `key=value key2=[a,b]` on one line ([`Style::Inline`]) or one field per line with
+//! nested records indented ([`Style::Lines`], for `--show`).
+
+use std::fmt::{self, Write};
+
+use serde::ser::{self, Serialize};
+
+/// How fields are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `a=1 b=x c=[1,2] d={e=1 f=2}`
+    Inline,
+    /// One `name: value` per line, nested records and lists indented by two spaces.
+    Lines,
+}
+
+/// Writes the fields of `value` (a struct or map) to `out`. For [`Style::Inline`] each field is
+/// preceded by a space; for [`Style::Lines`] each line starts with `indent` spaces.
+/// Top-level fields named in `skip` are left out.
+pub fn write_fields<T: Serialize + ?Sized>(
+    out: &mut String,
+    value: &T,
+    style: Style,
+    indent: usize,
+    skip: &'static [&'static str],
+) {
+    let mut s = Ser {
+        out: std::mem::take(out),
+        style,
+        indent,
+        depth: 0,
+        first: true,
+        skip,
+    };
+    // A failing Serialize impl only truncates the output.
+    let _ = value.serialize(&mut s);
+    *out = s.out;
+}
+
+struct Ser {
+    skip: &'static [&'static str],
+    out: String,
+    style: Style,
+    indent: usize,
+    /// 0 = the top-level record whose fields are being listed.
+    depth: usize,
+    /// No element written yet in the current inline container.
+    first: bool,
+}
+
+#[derive(Debug)]
+struct Error;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("field rendering failed")
+    }
+}
+impl std::error::Error for Error {}
+impl ser::Error for Error {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Error
+    }
+}
+
+type R = Result<(), Error>;
+
+impl Ser {
+    fn str_value(&mut self, v: &str) {
+        let plain = !v.is_empty()
+            && v.chars()
+                .all(|c| !c.is_whitespace() && !c.is_control() && !"\"=,[]{}".contains(c));
+        if plain {
+            self.out.push_str(v);
+        } else {
+            self.out.push('"');
+            for c in v.chars() {
+                match c {
+                    '"' => self.out.push_str("\\\""),
+                    '\\' => self.out.push_str("\\\\"),
+                    '\n' => self.out.push_str("\\n"),
+                    c if c.is_control() => {
+                        let _ = write!(self.out, "\\u{{{:x}}}", c as u32);
+                    }
+                    c => self.out.push(c),
+                }
+            }
+            self.out.push('"');
+        }
+    }
+
+    /// Starts a field named `key` of the record at the current depth.
+    fn key(&mut self, key: &str) {
+        match (self.style, self.depth) {
+            (Style::Lines, _) => {
+                if !self.out.is_empty() && !self.out.ends_with('\n') {
+                    self.out.push('\n');
+                }
+                for _ in 0..self.indent + 2 * self.depth.saturating_sub(1) {
+                    self.out.push(' ');
+                }
+                self.out.push_str(key);
+                self.out.push_str(": ");
+            }
+            (Style::Inline, 1) => {
+                self.out.push(' ');
+                self.out.push_str(key);
+                self.out.push('=');
+            }
+            (Style::Inline, _) => {
+                if !self.first {
+                    self.out.push(' ');
+                }
+                self.first = false;
+                self.out.push_str(key);
+                self.out.push('=');
+            }
+        }
+    }
+}
+
+macro_rules! display_value {
+    ($($name:ident: $t:ty),*) => {$(
+        fn $name(self, v: $t) -> R {
+            let _ = write!(self.out, "{v}");
+            Ok(())
+        }
+    )*};
+}
+
+impl<'a> ser::Serializer for &'a mut Ser {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = Seq<'a>;
+    type SerializeTuple = Seq<'a>;
+    type SerializeTupleStruct = Seq<'a>;
+    type SerializeTupleVariant = Seq<'a>;
+    type SerializeMap = Rec<'a>;
+    type SerializeStruct = Rec<'a>;
+    type SerializeStructVariant = Rec<'a>;
+
+    display_value!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16,
+        serialize_i32: i32, serialize_i64: i64, serialize_u8: u8, serialize_u16: u16,
+        serialize_u32: u32, serialize_u64: u64, serialize_f32: f32, serialize_f64: f64);
+
+    fn serialize_char(self, v: char) -> R {
+        self.str_value(v.encode_utf8(&mut [0; 4]));
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> R {
+        self.str_value(v);
+        Ok(())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> R {
+        let _ = write!(self.out, "<{} bytes>", v.len());
+        Ok(())
+    }
+    fn serialize_none(self) -> R {
+        self.out.push('-');
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> R {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> R {
+        self.out.push('-');
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> R {
+        self.serialize_unit()
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> R {
+        self.str_value(variant);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> R {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        v: &T,
+    ) -> R {
+        v.serialize(self)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Seq<'a>, Error> {
+        Seq::open(self)
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Seq<'a>, Error> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Seq<'a>, Error> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        len: usize,
+    ) -> Result<Seq<'a>, Error> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Rec<'a>, Error> {
+        Rec::open(self)
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Rec<'a>, Error> {
+        Rec::open(self)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Rec<'a>, Error> {
+        Rec::open(self)
+    }
+}
+
+/// A record (struct or map) being written.
+struct Rec<'a> {
+    ser: &'a mut Ser,
+    saved_first: bool,
+    skipping: bool,
+}
+
+/// A list being written.
+struct Seq<'a> {
+    ser: &'a mut Ser,
+    saved_first: bool,
+    index: usize,
+}
+
+impl<'a> Rec<'a> {
+    fn open(ser: &'a mut Ser) -> Result<Self, Error> {
+        let saved_first = ser.first;
+        ser.depth += 1;
+        if ser.depth > 1 && ser.style == Style::Inline {
+            ser.out.push('{');
+        }
+        ser.first = true;
+        Ok(Rec {
+            ser,
+            saved_first,
+            skipping: false,
+        })
+    }
+
+    fn close(self) -> R {
+        if self.ser.depth > 1 && self.ser.style == Style::Inline {
+            self.ser.out.push('}');
+        }
+        self.ser.depth -= 1;
+        self.ser.first = self.saved_first;
+        Ok(())
+    }
+
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) -> R {
+        if self.ser.depth == 1 && self.ser.skip.contains(&key) {
+            return Ok(());
+        }
+        let mark = self.ser.out.len();
+        self.ser.key(key);
+        let r = v.serialize(&mut *self.ser);
+        // One-line output leaves out absent values of top-level fields.
+        if self.ser.style == Style::Inline
+            && self.ser.depth == 1
+            && self.ser.out.len() == mark + key.len() + 3
+            && self.ser.out.ends_with("=-")
+        {
+            self.ser.out.truncate(mark);
+        }
+        r
+    }
+}
+
+impl<'a> Seq<'a> {
+    fn open(ser: &'a mut Ser) -> Result<Self, Error> {
+        let saved_first = ser.first;
+        ser.out.push('[');
+        ser.first = true;
+        Ok(Seq {
+            ser,
+            saved_first,
+            index: 0,
+        })
+    }
+
+    fn element<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+        if self.index > 0 {
+            self.ser.out.push(',');
+        }
+        self.index += 1;
+        // Records inside lists are always rendered inline.
+        let style = self.ser.style;
+        let depth = self.ser.depth;
+        self.ser.style = Style::Inline;
+        self.ser.depth = depth.max(1);
+        self.ser.first = true;
+        let r = v.serialize(&mut *self.ser);
+        self.ser.style = style;
+        self.ser.depth = depth;
+        r
+    }
+
+    fn close(self) -> R {
+        self.ser.out.push(']');
+        self.ser.first = self.saved_first;
+        Ok(())
+    }
+}
+
+impl ser::SerializeSeq for Seq<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+        self.element(v)
+    }
+    fn end(self) -> R {
+        self.close()
+    }
+}
+
+impl ser::SerializeTuple for Seq<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+        self.element(v)
+    }
+    fn end(self) -> R {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleStruct for Seq<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+        self.element(v)
+    }
+    fn end(self) -> R {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleVariant for Seq<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+        self.element(v)
+    }
+    fn end(self) -> R {
+        self.close()
+    }
+}
+
+impl ser::SerializeStruct for Rec<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> R {
+        self.field(key, v)
+    }
+    fn end(self) -> R {
+        self.close()
+    }
+}
+
+impl ser::SerializeStructVariant for Rec<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> R {
+        self.field(key, v)
+    }
+    fn end(self) -> R {
+        self.close()
+    }
+}
+
+impl ser::SerializeMap for Rec<'_> {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> R {
+        // Keys are rendered through a scratch serializer into plain text.
+        let mut k = String::new();
+        write_fields_value(&mut k, key);
+        self.skipping = self.ser.depth == 1 && self.ser.skip.contains(&k.as_str());
+        if !self.skipping {
+            self.ser.key(&k);
+        }
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
+        if self.skipping {
+            return Ok(());
+        }
+        v.serialize(&mut *self.ser)
+    }
+    fn end(self) -> R {
+        self.close()
+    }
+}
+
+/// Renders a scalar (a map key) as text.
+fn write_fields_value<T: Serialize + ?Sized>(out: &mut String, v: &T) {
+    let mut s = Ser {
+        out: std::mem::take(out),
+        style: Style::Inline,
+        indent: 0,
+        depth: 1,
+        first: true,
+        skip: &[],
+    };
+    let _ = v.serialize(&mut s);
+    *out = s.out;
+    if out.starts_with('"') && out.ends_with('"') && out.len() >= 2 {
+        *out = out[1..out.len() - 1].to_string();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    struct Inner {
+        a: i32,
+        b: &'static str,
+    }
+
+    #[derive(Serialize)]
+    struct Outer {
+        path: &'static str,
+        watch: bool,
+        missing: Option<i32>,
+        list: Vec<&'static str>,
+        inner: Inner,
+        recs: Vec<Inner>,
+        text: &'static str,
+    }
+
+    fn sample() -> Outer {
+        Outer {
+            path: "/a/b",
+            watch: true,
+            missing: None,
+            list: vec!["x", "y"],
+            inner: Inner { a: 1, b: "z" },
+            recs: vec![Inner { a: 2, b: "w" }],
+            text: "two words",
+        }
+    }
+
+    #[test]
+    fn inline() {
+        let mut s = String::new();
+        write_fields(&mut s, &sample(), Style::Inline, 0, &[]);
+        assert_eq!(
+            s,
+            " path=/a/b watch=true list=[x,y] inner={a=1 b=z} recs=[{a=2 b=w}] text=\"two words\""
+        );
+    }
+
+    #[test]
+    fn lines() {
+        let mut s = String::new();
+        write_fields(&mut s, &sample(), Style::Lines, 4, &[]);
+        assert_eq!(
+            s,
+            "    path: /a/b\n    watch: true\n    missing: -\n    list: [x,y]\n    inner: \n      a: 1\n      b: z\n    recs: [{a=2 b=w}]\n    text: \"two words\""
+        );
+    }
+
+    #[test]
+    fn flattened_map() {
+        let mut m = serde_json::Map::new();
+        m.insert("k".into(), serde_json::json!(5));
+        let mut s = String::new();
+        write_fields(&mut s, &m, Style::Inline, 0, &[]);
+        assert_eq!(s, " k=5");
+    }
+}

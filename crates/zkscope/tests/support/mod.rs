@@ -1,0 +1,1357 @@
+//! Test support for zkscope's integration tests.
+//!
+//! Everything here runs real programs on this machine, on 127.0.0.1 / ::1,
+//! with free ports and private temp dirs, so tests can run in parallel:
+//!
+//! * [`ZkServer`] / [`ZkEnsemble`]: Apache ZooKeeper 3.8 from Debian's
+//!   `zookeeper` package (`java -cp … QuorumPeerMain zoo.cfg`).
+//! * [`java_cli`]: `org.apache.zookeeper.ZooKeeperMain` fed on stdin.
+//! * [`kazoo`]: Python workloads in `tests/workloads/` (venv from
+//!   `scripts/install-test-deps.sh`), each printing a JSON manifest.
+//! * [`zkclient`]: workloads with the Rust `zookeeper-client` crate.
+//! * [`Tcpdump`], [`ZkscopeLive`], [`zkscope`]: captures and the binary.
+//! * [`check`]: compares decoded messages against manifests; the JSON field
+//!   names of `zkscope dump --format json` that the checks rely on are all in
+//!   [`fields`].
+//!
+//! Processes are killed on `Drop` (also while a test panics), and every child
+//! is started with `PR_SET_PDEATHSIG=SIGKILL` from a long-lived spawner
+//! thread, so nothing outlives the test binary even when it is killed.
+//!
+//! Environment knobs: `ZKSCOPE_ZK_CLASSPATH`, `JAVA`, `ZKSCOPE_VENV`,
+//! `ZKSCOPE_TCPDUMP`, `ZKSCOPE_KEEP_TMP=1` (keep temp dirs),
+//! `ZKSCOPE_ZK_START_TIMEOUT` (seconds, default 60).
+#![allow(dead_code)]
+
+pub mod check;
+pub mod zkclient;
+
+use serde_json::Value;
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+// ------------------------------------------------------------------ paths
+
+/// The zkscope crate dir (crates/zkscope).
+pub fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    crate_dir().join("../..").canonicalize().expect("repo root")
+}
+
+pub fn workloads_dir() -> PathBuf {
+    crate_dir().join("tests/workloads")
+}
+
+/// Python interpreter of the venv made by scripts/install-test-deps.sh.
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var("ZKSCOPE_VENV").unwrap_or_else(|_| "/opt/zkscope-venv".into());
+    let py = PathBuf::from(venv).join("bin/python");
+    assert!(
+        py.exists(),
+        "{} not found: run scripts/install-test-deps.sh",
+        py.display()
+    );
+    py
+}
+
+/// Classpath for Debian's ZooKeeper 3.8: zookeeper.jar's manifest pulls in
+/// its dependencies (/usr/share/java/*.jar); slf4j-simple makes it log to
+/// stderr (which we redirect to a per-server log file).
+pub fn zk_classpath() -> String {
+    if let Ok(cp) = std::env::var("ZKSCOPE_ZK_CLASSPATH") {
+        return cp;
+    }
+    let jars = [
+        "/usr/share/java/zookeeper.jar",
+        "/usr/share/java/zookeeper-jute.jar",
+        "/usr/share/java/slf4j-simple.jar",
+    ];
+    for j in jars {
+        assert!(
+            Path::new(j).exists(),
+            "{j} not found: run scripts/install-test-deps.sh (Debian package `zookeeper`)"
+        );
+    }
+    jars.join(":")
+}
+
+pub fn java() -> String {
+    std::env::var("JAVA").unwrap_or_else(|_| "java".into())
+}
+
+fn tcpdump_bin() -> String {
+    if let Ok(t) = std::env::var("ZKSCOPE_TCPDUMP") {
+        return t;
+    }
+    for p in ["/usr/bin/tcpdump", "/usr/sbin/tcpdump"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    "tcpdump".into()
+}
+
+/// The zkscope binary built by cargo for this test run.
+pub fn zkscope_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zkscope"))
+}
+
+// --------------------------------------------------------------- temp dirs
+
+/// A temp dir removed on drop (kept when the thread panics or
+/// `ZKSCOPE_KEEP_TMP=1`, and its path printed, to help debugging).
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let base = std::env::temp_dir().join("zkscope-tests");
+        fs::create_dir_all(&base).expect("create temp base");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = base.join(format!(
+            "{label}-{}-{}-{nanos:x}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
+        self.path.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if thread::panicking() || std::env::var_os("ZKSCOPE_KEEP_TMP").is_some() {
+            eprintln!("[support] keeping {}", self.path.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ ports
+
+/// A TCP port free on both 127.0.0.1 and the dual-stack wildcard, never
+/// handed out twice by this process (found by binding port 0).
+pub fn free_port() -> u16 {
+    static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let used = USED.get_or_init(|| Mutex::new(HashSet::new()));
+    for _ in 0..200 {
+        let l = TcpListener::bind("[::]:0")
+            .or_else(|_| TcpListener::bind("0.0.0.0:0"))
+            .expect("bind port 0");
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        if used.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
+    panic!("could not find a free port");
+}
+
+// -------------------------------------------------------------- processes
+
+type SpawnJob = (Command, mpsc::Sender<io::Result<Child>>);
+
+/// Spawns `cmd` from a dedicated thread that lives as long as the process,
+/// with PR_SET_PDEATHSIG=SIGKILL: children die with the test binary, even
+/// when it is killed (the death signal is tied to the spawning *thread*,
+/// hence the dedicated thread).
+pub fn spawn(mut cmd: Command) -> io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnJob>>> = OnceLock::new();
+    let tx = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnJob>();
+        thread::Builder::new()
+            .name("zkscope-test-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("spawner thread");
+        Mutex::new(tx)
+    });
+    let parent = std::process::id() as libc::pid_t;
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let (rtx, rrx) = mpsc::channel();
+    tx.lock().unwrap().send((cmd, rtx)).expect("spawner alive");
+    rrx.recv().expect("spawner reply")
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+/// Waits up to `timeout` for the child; returns its status if it exited.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Some(st),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM (or `sig`), wait up to `grace`, then SIGKILL; always reaps.
+pub fn terminate(child: &mut Child, sig: libc::c_int, grace: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(st)) = child.try_wait() {
+        return Some(st);
+    }
+    signal(child, sig);
+    if let Some(st) = wait_timeout(child, grace) {
+        return Some(st);
+    }
+    let _ = child.kill();
+    child.wait().ok()
+}
+
+/// Runs `cmd` to completion with a timeout (killed after it), collecting
+/// stdout/stderr; stdin gets `input` then EOF.
+pub fn run_with_timeout(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> Output {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let desc = format!("{cmd:?}");
+    let mut child = spawn(cmd).unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let out = read_to_end_thread(child.stdout.take().unwrap());
+    let err = read_to_end_thread(child.stderr.take().unwrap());
+    let status = match wait_timeout(&mut child, timeout) {
+        Some(st) => st,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+            panic!(
+                "timed out after {timeout:?}: {desc}\nstderr:\n{}",
+                tail(&stderr, 40)
+            );
+        }
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn read_to_end_thread<R: Read + Send + 'static>(mut r: R) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        v
+    })
+}
+
+/// Last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Polls `f` every 50 ms until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// --------------------------------------------------------- four letter words
+
+/// Sends a four-letter word to `addr` ("127.0.0.1:2181", "[::1]:2181") and
+/// returns the whole reply.
+pub fn four_letter(addr: &str, cmd: &str) -> io::Result<String> {
+    let sa: SocketAddr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::other("no address"))?;
+    let mut s = TcpStream::connect_timeout(&sa, Duration::from_millis(1000))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(cmd.as_bytes())?;
+    let _ = s.shutdown(Shutdown::Write);
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+// --------------------------------------------------------------- ZooKeeper
+
+/// Options for [`ZkServer`] / [`ZkEnsemble`].
+#[derive(Clone, Debug)]
+pub struct ZkOpts {
+    /// Extra zoo.cfg lines, e.g. "extendedTypesEnabled=true".
+    pub extra_cfg: Vec<String>,
+    pub tick_time_ms: u32,
+    pub heap_mb: u32,
+    pub start_timeout: Duration,
+    pub jvm_args: Vec<String>,
+    /// Standalone only: use this client port instead of a free one (e.g.
+    /// 2181 for fixtures that should decode without --port).
+    pub client_port: Option<u16>,
+}
+
+impl Default for ZkOpts {
+    fn default() -> Self {
+        let secs = std::env::var("ZKSCOPE_ZK_START_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60);
+        ZkOpts {
+            extra_cfg: Vec::new(),
+            tick_time_ms: 2000,
+            heap_mb: 128,
+            start_timeout: Duration::from_secs(secs),
+            jvm_args: Vec::new(),
+            client_port: None,
+        }
+    }
+}
+
+impl ZkOpts {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds a zoo.cfg line ("key=value").
+    pub fn cfg(mut self, line: &str) -> Self {
+        self.extra_cfg.push(line.to_string());
+        self
+    }
+    /// TTL nodes need `extendedTypesEnabled=true`.
+    pub fn extended_types(self) -> Self {
+        self.cfg("extendedTypesEnabled=true")
+    }
+    pub fn reconfig_enabled(self) -> Self {
+        self.cfg("reconfigEnabled=true")
+    }
+    pub fn standalone_enabled(self, on: bool) -> Self {
+        self.cfg(&format!("standaloneEnabled={on}"))
+    }
+    pub fn client_port(mut self, port: u16) -> Self {
+        self.client_port = Some(port);
+        self
+    }
+    pub fn tick_time(mut self, ms: u32) -> Self {
+        self.tick_time_ms = ms;
+        self
+    }
+}
+
+/// One ZooKeeper JVM (standalone, or a member of a [`ZkEnsemble`]).
+pub struct ZkServer {
+    name: String,
+    dir: TempDir,
+    cfg_path: PathBuf,
+    log_path: PathBuf,
+    client_port: u16,
+    quorum_port: Option<u16>,
+    election_port: Option<u16>,
+    myid: Option<u32>,
+    opts: ZkOpts,
+    child: Option<Child>,
+    starts: u32,
+}
+
+fn base_cfg(opts: &ZkOpts, data_dir: &Path) -> String {
+    let mut cfg = format!(
+        "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nadmin.enableServer=false\n\
+         4lw.commands.whitelist=*\nmaxClientCnxns=0\n",
+        opts.tick_time_ms,
+        data_dir.display()
+    );
+    for l in &opts.extra_cfg {
+        cfg.push_str(l);
+        cfg.push('\n');
+    }
+    cfg
+}
+
+impl ZkServer {
+    /// Starts a standalone server on a free client port (bound on the
+    /// wildcard address, so both 127.0.0.1 and ::1 work) and waits until it
+    /// answers `srvr` with a Mode line.
+    pub fn standalone(opts: ZkOpts) -> ZkServer {
+        let mut last_log = String::new();
+        for attempt in 0..3 {
+            let dir = TempDir::new("zk");
+            let data = dir.join("data");
+            fs::create_dir_all(&data).unwrap();
+            let port = opts.client_port.unwrap_or_else(free_port);
+            let mut cfg = base_cfg(&opts, &data);
+            cfg.push_str(&format!("clientPort={port}\n"));
+            let cfg_path = dir.join("zoo.cfg");
+            fs::write(&cfg_path, cfg).unwrap();
+            let mut zk = ZkServer {
+                name: "zk-standalone".into(),
+                log_path: dir.join("zookeeper.log"),
+                dir,
+                cfg_path,
+                client_port: port,
+                quorum_port: None,
+                election_port: None,
+                myid: None,
+                opts: opts.clone(),
+                child: None,
+                starts: 0,
+            };
+            zk.spawn();
+            match zk.try_wait_ready(&["standalone"], zk.opts.start_timeout) {
+                Ok(()) => return zk,
+                Err(e) => {
+                    last_log = format!("{e}\n{}", zk.log_tail(60));
+                    // port raced away? retry with new ports
+                    if last_log.contains("Address already in use") && attempt < 2 {
+                        continue;
+                    }
+                    break;
+                }
+            }
+        }
+        panic!("ZooKeeper standalone did not start:\n{last_log}");
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        self.starts += 1;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open zk log");
+        writeln!(
+            log,
+            "===== [support] start #{} of {} =====",
+            self.starts, self.name
+        )
+        .unwrap();
+        let log2 = log.try_clone().unwrap();
+        let mut cmd = Command::new(java());
+        cmd.arg(format!("-Xmx{}m", self.opts.heap_mb))
+            .args([
+                "-Xms32m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+                "-Xshare:auto",
+                "-Djava.awt.headless=true",
+                "-Dzookeeper.admin.enableServer=false",
+                "-Dzookeeper.jmx.log4j.disable=true",
+                "-Dorg.slf4j.simpleLogger.showDateTime=true",
+                "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+                "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+            ])
+            .arg(format!("-Dzookeeper.log.dir={}", self.dir.path().display()))
+            .args(&self.opts.jvm_args)
+            .arg("-cp")
+            .arg(zk_classpath())
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(&self.cfg_path)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let child = spawn(cmd).unwrap_or_else(|e| panic!("spawn java ({}): {e}", java()));
+        self.child = Some(child);
+    }
+
+    fn try_wait_ready(&mut self, modes: &[&str], timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let addr = self.addr();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(st)) = child.try_wait() {
+                    self.child = None;
+                    return Err(format!("{} exited early ({st})", self.name));
+                }
+            } else {
+                return Err(format!("{} is not running", self.name));
+            }
+            if let Ok(reply) = four_letter(&addr, "srvr") {
+                if let Some(mode) = reply.lines().find_map(|l| l.strip_prefix("Mode: ")) {
+                    if modes.iter().any(|m| *m == mode.trim()) {
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} not ready (srvr Mode in {modes:?}) after {timeout:?} on {addr}",
+                    self.name
+                ));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until `srvr` reports one of `modes`; panics with the log tail.
+    pub fn wait_ready(&mut self, modes: &[&str]) {
+        let t = self.opts.start_timeout;
+        if let Err(e) = self.try_wait_ready(modes, t) {
+            panic!("{e}\n--- {} log tail ---\n{}", self.name, self.log_tail(60));
+        }
+    }
+
+    fn ready_modes(&self) -> &'static [&'static str] {
+        if self.myid.is_some() {
+            &["leader", "follower", "observer"]
+        } else {
+            &["standalone"]
+        }
+    }
+
+    pub fn client_port(&self) -> u16 {
+        self.client_port
+    }
+    pub fn quorum_port(&self) -> Option<u16> {
+        self.quorum_port
+    }
+    pub fn election_port(&self) -> Option<u16> {
+        self.election_port
+    }
+    pub fn myid(&self) -> Option<u32> {
+        self.myid
+    }
+    /// "127.0.0.1:PORT"
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+    /// "[::1]:PORT"
+    pub fn addr_v6(&self) -> String {
+        format!("[::1]:{}", self.client_port)
+    }
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Last `n` lines of this server's log (all its starts).
+    pub fn log_tail(&self, n: usize) -> String {
+        fs::read_to_string(&self.log_path)
+            .map(|s| tail(&s, n))
+            .unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+
+    /// Sends a four-letter word to this server over 127.0.0.1.
+    pub fn four_letter(&self, cmd: &str) -> io::Result<String> {
+        four_letter(&self.addr(), cmd)
+    }
+
+    /// "standalone" / "leader" / "follower" / … from `srvr`, if it serves.
+    pub fn mode(&self) -> Option<String> {
+        let r = self.four_letter("srvr").ok()?;
+        r.lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(|m| m.trim().to_string())
+    }
+
+    /// Graceful stop: SIGTERM, up to 10 s, then SIGKILL.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c, libc::SIGTERM, Duration::from_secs(10));
+        }
+    }
+
+    /// SIGKILL (crash).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts a stopped/killed server again on the same ports and data dir
+    /// and waits until it serves.
+    pub fn start(&mut self) {
+        self.spawn();
+        let modes = self.ready_modes();
+        self.wait_ready(modes);
+    }
+
+    /// Starts again without waiting (ensemble members wait for a quorum).
+    pub fn start_no_wait(&mut self) {
+        self.spawn();
+    }
+
+    /// stop() + start(): same ports, same data; sessions survive if the
+    /// client reconnects within its session timeout.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start();
+    }
+}
+
+impl Drop for ZkServer {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!(
+                "--- {} ({}) log tail ---\n{}",
+                self.name,
+                self.addr(),
+                self.log_tail(30)
+            );
+        }
+        self.kill();
+    }
+}
+
+/// A ZooKeeper ensemble of participants on 127.0.0.1, ports all free.
+pub struct ZkEnsemble {
+    pub servers: Vec<ZkServer>,
+    opts: ZkOpts,
+}
+
+impl ZkEnsemble {
+    /// Starts `n` participants (`server.N=127.0.0.1:quorum:election:participant;clientPort`)
+    /// and waits until all serve (one leader, the others followers).
+    pub fn start(n: usize, opts: ZkOpts) -> ZkEnsemble {
+        assert!(n >= 1);
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let mut servers_lines = String::new();
+        for (i, (c, q, e)) in ports.iter().enumerate() {
+            servers_lines.push_str(&format!(
+                "server.{}=127.0.0.1:{q}:{e}:participant;{c}\n",
+                i + 1
+            ));
+        }
+        let mut servers = Vec::new();
+        for (i, (c, q, e)) in ports.iter().enumerate() {
+            let id = (i + 1) as u32;
+            let dir = TempDir::new(&format!("zk{id}"));
+            let data = dir.join("data");
+            fs::create_dir_all(&data).unwrap();
+            fs::write(data.join("myid"), format!("{id}\n")).unwrap();
+            let mut cfg = base_cfg(&opts, &data);
+            cfg.push_str(&servers_lines);
+            let cfg_path = dir.join("zoo.cfg");
+            fs::write(&cfg_path, cfg).unwrap();
+            servers.push(ZkServer {
+                name: format!("zk{id}"),
+                log_path: dir.join("zookeeper.log"),
+                dir,
+                cfg_path,
+                client_port: *c,
+                quorum_port: Some(*q),
+                election_port: Some(*e),
+                myid: Some(id),
+                opts: opts.clone(),
+                child: None,
+                starts: 0,
+            });
+        }
+        for s in servers.iter_mut() {
+            s.spawn();
+        }
+        let mut ens = ZkEnsemble { servers, opts };
+        ens.wait_ready();
+        ens
+    }
+
+    /// Waits until every running member serves as leader/follower/observer.
+    pub fn wait_ready(&mut self) {
+        for s in self.servers.iter_mut() {
+            if s.child.is_some() {
+                s.wait_ready(&["leader", "follower", "observer"]);
+            }
+        }
+    }
+
+    /// Server by myid (1-based).
+    pub fn server(&self, id: u32) -> &ZkServer {
+        &self.servers[(id - 1) as usize]
+    }
+    pub fn server_mut(&mut self, id: u32) -> &mut ZkServer {
+        &mut self.servers[(id - 1) as usize]
+    }
+    pub fn client_ports(&self) -> Vec<u16> {
+        self.servers.iter().map(|s| s.client_port).collect()
+    }
+    /// "127.0.0.1:a,127.0.0.1:b,127.0.0.1:c"
+    pub fn connect_string(&self) -> String {
+        self.servers
+            .iter()
+            .map(|s| s.addr())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+    /// myid of the member whose `srvr` says "Mode: leader".
+    pub fn leader_id(&self) -> Option<u32> {
+        self.servers
+            .iter()
+            .find(|s| s.mode().as_deref() == Some("leader"))
+            .and_then(|s| s.myid)
+    }
+    /// Polls until some member is leader.
+    pub fn wait_leader(&self, timeout: Duration) -> u32 {
+        wait_for(timeout, || self.leader_id()).unwrap_or_else(|| {
+            let logs: Vec<String> = self
+                .servers
+                .iter()
+                .map(|s| format!("--- {} ---\n{}", s.name, s.log_tail(20)))
+                .collect();
+            panic!("no leader after {timeout:?}\n{}", logs.join("\n"))
+        })
+    }
+    pub fn stop(&mut self, id: u32) {
+        self.server_mut(id).stop()
+    }
+    pub fn kill(&mut self, id: u32) {
+        self.server_mut(id).kill()
+    }
+    /// Restarts one member and waits until it serves again.
+    pub fn restart(&mut self, id: u32) {
+        self.server_mut(id).restart()
+    }
+    pub fn start_member(&mut self, id: u32) {
+        self.server_mut(id).start()
+    }
+}
+
+// ---------------------------------------------------------------- Java CLI
+
+#[derive(Debug)]
+pub struct CliOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: ExitStatus,
+    /// "0x…" parsed from the client's "session id = 0x…" log line.
+    pub session: Option<String>,
+}
+
+/// Runs `org.apache.zookeeper.ZooKeeperMain -server SERVER` in one JVM with
+/// `commands` fed on stdin (non-interactive; JLine is off without a tty),
+/// followed by `quit` (closeSession).
+pub fn java_cli(server: &str, commands: &[&str]) -> CliOutput {
+    let mut input = String::new();
+    for c in commands {
+        input.push_str(c);
+        input.push('\n');
+    }
+    input.push_str("quit\n");
+    let mut cmd = Command::new(java());
+    cmd.args([
+        "-Xmx128m",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+        "-Dzookeeper.jmx.log4j.disable=true",
+    ])
+    .arg("-cp")
+    .arg(zk_classpath())
+    .arg("org.apache.zookeeper.ZooKeeperMain")
+    .arg("-server")
+    .arg(server);
+    let out = run_with_timeout(cmd, Some(input.as_bytes()), Duration::from_secs(90));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let session = stderr.lines().find_map(|l| {
+        let i = l.find("session id = 0x")?;
+        let rest = &l[i + "session id = ".len()..];
+        let hex: String = rest
+            .chars()
+            .skip(2)
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect();
+        u64::from_str_radix(&hex, 16)
+            .ok()
+            .map(|v| format!("0x{v:x}"))
+    });
+    CliOutput {
+        stdout,
+        stderr,
+        status: out.status,
+        session,
+    }
+}
+
+/// A fixed Java CLI sequence under `prefix` and its manifest (same format
+/// as the kazoo workloads). Opcodes are those the 3.8 CLI really sends
+/// (checked against a capture): plain `create` → create, `-t` → createTTL,
+/// `-c` → createContainer, `ls` → getChildren2, `get` → getData.
+/// The server needs `extendedTypesEnabled=true` for the TTL node.
+pub fn java_cli_workload(server: &str, prefix: &str) -> Value {
+    let p = prefix;
+    let steps: Vec<(String, &str, String, &str)> = vec![
+        // (command, op, path, expect_err)
+        (format!("create {p} top"), "create", p.into(), "OK"),
+        (
+            format!("create {p} again"),
+            "create",
+            p.into(),
+            "NODEEXISTS",
+        ),
+        (format!("get {p}"), "getData", p.into(), "OK"),
+        (format!("set {p} newdata"), "setData", p.into(), "OK"),
+        (
+            format!("set -v 42 {p} bad"),
+            "setData",
+            p.into(),
+            "BADVERSION",
+        ),
+        (
+            format!("create {p}/child c"),
+            "create",
+            format!("{p}/child"),
+            "OK",
+        ),
+        (format!("ls {p}"), "getChildren2", p.into(), "OK"),
+        (
+            format!("get {p}/missing"),
+            "getData",
+            format!("{p}/missing"),
+            "NONODE",
+        ),
+        (
+            format!("create -t 60000 {p}/ttl t"),
+            "createTTL",
+            format!("{p}/ttl"),
+            "OK",
+        ),
+        (
+            format!("create -c {p}/cont c"),
+            "createContainer",
+            format!("{p}/cont"),
+            "OK",
+        ),
+        (
+            format!("addWatch -m PERSISTENT_RECURSIVE {p}"),
+            "addWatch",
+            p.into(),
+            "OK",
+        ),
+        (format!("delete {p}"), "delete", p.into(), "NOTEMPTY"),
+        (
+            format!("delete {p}/child"),
+            "delete",
+            format!("{p}/child"),
+            "OK",
+        ),
+        (
+            format!("delete {p}/ttl"),
+            "delete",
+            format!("{p}/ttl"),
+            "OK",
+        ),
+        (
+            format!("delete {p}/cont"),
+            "delete",
+            format!("{p}/cont"),
+            "OK",
+        ),
+        (format!("delete {p}"), "delete", p.into(), "OK"),
+    ];
+    let cmds: Vec<&str> = steps.iter().map(|s| s.0.as_str()).collect();
+    let out = java_cli(server, &cmds);
+    assert!(
+        out.status.success(),
+        "java CLI failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        tail(&out.stderr, 40)
+    );
+    let session = out
+        .session
+        .clone()
+        .unwrap_or_else(|| panic!("no session id in java CLI log:\n{}", tail(&out.stderr, 40)));
+    let mut ops: Vec<Value> = steps
+        .iter()
+        .map(|(c, op, path, e)| {
+            serde_json::json!({"op": op, "path": path, "expect_err": e, "cli": c})
+        })
+        .collect();
+    // the watch registered by addWatch fires for the deletes below it
+    let events = serde_json::json!([
+        {"path": format!("{p}/child"), "event_type": "NodeDeleted"},
+        {"path": p, "event_type": "NodeDeleted"},
+    ]);
+    ops.push(serde_json::json!({"op": "closeSession", "path": null, "expect_err": "OK"}));
+    let sess = serde_json::json!({
+        "label": "java-cli", "session": session, "host": "127.0.0.1",
+        "ops": ops, "events": events,
+    });
+    serde_json::json!({
+        "workload": "java-cli",
+        "session": session,
+        "ops": sess["ops"].clone(),
+        "sessions": [sess],
+        "cli_stdout": out.stdout,
+    })
+}
+
+// ------------------------------------------------------------------ kazoo
+
+/// Runs `tests/workloads/<script>` with the venv's python and returns the
+/// JSON manifest it prints on stdout; panics (with stderr) if it fails.
+pub fn kazoo(script: &str, args: &[&str]) -> Value {
+    let path = workloads_dir().join(script);
+    assert!(path.exists(), "no workload {}", path.display());
+    let mut cmd = Command::new(venv_python());
+    cmd.arg(&path)
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1");
+    let out = run_with_timeout(cmd, None, Duration::from_secs(180));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let manifest: Option<Value> = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok());
+    match (out.status.success(), manifest) {
+        (true, Some(m)) => m,
+        (ok, m) => panic!(
+            "workload {script} {args:?} failed (success={ok}, {}):\nmanifest: {}\nstderr:\n{}",
+            out.status,
+            m.map(|m| m.to_string()).unwrap_or_else(|| "none".into()),
+            tail(&stderr, 40)
+        ),
+    }
+}
+
+// ---------------------------------------------------------------- tcpdump
+
+/// What tcpdump reported when it stopped.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureStats {
+    pub captured: Option<u64>,
+    pub received: Option<u64>,
+    pub dropped: Option<u64>,
+    pub stderr: String,
+}
+
+/// A running `tcpdump -w FILE`.
+pub struct Tcpdump {
+    child: Option<Child>,
+    path: PathBuf,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Tcpdump {
+    /// `tcpdump -i IFACE -U --immediate-mode -B 65536 -s 0 -Z root -w PATH FILTER`;
+    /// returns once tcpdump printed "listening on" (the capture is live).
+    /// A big kernel buffer (-B, KiB) and immediate mode are needed: large
+    /// znodes on lo (64 KiB frames) otherwise overflow the default 2 MiB
+    /// ring and tcpdump reports "packets dropped by kernel".
+    pub fn start(iface: &str, filter: &str, path: impl AsRef<Path>) -> Tcpdump {
+        Self::start_with(iface, filter, path, &[])
+    }
+
+    pub fn start_with(
+        iface: &str,
+        filter: &str,
+        path: impl AsRef<Path>,
+        extra: &[&str],
+    ) -> Tcpdump {
+        let path = path.as_ref().to_path_buf();
+        let mut cmd = Command::new(tcpdump_bin());
+        cmd.args([
+            "-i",
+            iface,
+            "-U",
+            "--immediate-mode",
+            "-B",
+            "65536",
+            "-s",
+            "0",
+        ])
+        .args(["-Z", "root", "-n", "-w"])
+        .arg(&path)
+        .args(extra)
+        .arg(filter)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let mut child = spawn(cmd).unwrap_or_else(|e| panic!("spawn tcpdump: {e}"));
+        let (tx, rx) = mpsc::channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        let h = thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut seen = String::new();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                    if line.contains("listening on") {
+                        break;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = child.wait();
+                    panic!("tcpdump exited before capturing:\n{seen}");
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("tcpdump not listening after 15 s:\n{seen}");
+            }
+        }
+        thread::sleep(Duration::from_millis(100));
+        Tcpdump {
+            child: Some(child),
+            path,
+            stderr: Some(h),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits until the file stops growing (tcpdump drained the kernel
+    /// buffer), then SIGINT; returns the file path.
+    pub fn stop(self) -> PathBuf {
+        self.stop_with_stats().0
+    }
+
+    pub fn stop_with_stats(mut self) -> (PathBuf, CaptureStats) {
+        settle_file(
+            &self.path,
+            Duration::from_millis(300),
+            Duration::from_secs(5),
+        );
+        let mut child = self.child.take().unwrap();
+        terminate(&mut child, libc::SIGINT, Duration::from_secs(10));
+        let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
+        let num = |suffix: &str| -> Option<u64> {
+            stderr
+                .lines()
+                .find(|l| l.ends_with(suffix))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        };
+        let stats = CaptureStats {
+            captured: num("packets captured"),
+            received: num("packets received by filter"),
+            dropped: num("packets dropped by kernel"),
+            stderr,
+        };
+        (self.path.clone(), stats)
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c, libc::SIGINT, Duration::from_secs(2));
+        }
+    }
+}
+
+/// Waits until `path`'s size has not changed for `quiet` (at most `max`).
+fn settle_file(path: &Path, quiet: Duration, max: Duration) {
+    let deadline = Instant::now() + max;
+    let size = || fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut last = size();
+    let mut since = Instant::now();
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+        let s = size();
+        if s != last {
+            last = s;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- zkscope
+
+/// Runs the zkscope binary with `args` (e.g. `["dump", "-r", f, "--format", "json"]`).
+pub fn zkscope(args: &[&str]) -> Output {
+    let mut cmd = Command::new(zkscope_bin());
+    cmd.args(args);
+    run_with_timeout(cmd, None, Duration::from_secs(120))
+}
+
+/// Result of parsing zkscope's JSON-lines stdout.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub messages: Vec<Value>,
+    /// Non-empty stdout lines that are not JSON objects.
+    pub bad_lines: Vec<String>,
+    pub stderr: String,
+    pub success: bool,
+}
+
+pub fn parse_json_lines(stdout: &str) -> (Vec<Value>, Vec<String>) {
+    let mut msgs = Vec::new();
+    let mut bad = Vec::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) if v.is_object() => msgs.push(v),
+            _ => bad.push(line.to_string()),
+        }
+    }
+    (msgs, bad)
+}
+
+/// `zkscope dump -r FILE --format json [extra…]`, parsed.
+pub fn zkscope_dump_file(pcap: &Path, extra: &[&str]) -> Decoded {
+    let f = pcap.to_str().unwrap();
+    let mut args = vec!["dump", "-r", f, "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = zkscope(&args);
+    let (messages, bad_lines) = parse_json_lines(&String::from_utf8_lossy(&out.stdout));
+    Decoded {
+        messages,
+        bad_lines,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        success: out.status.success(),
+    }
+}
+
+/// The independent Python decoder (scripts/zkpcap.py) on a pcap: lets the
+/// checks be exercised without the zkscope binary
+/// (`ZKSCOPE_TEST_DECODER=oracle`).
+pub fn oracle_dump_file(pcap: &Path, ports: &[u16]) -> Decoded {
+    let py = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let mut cmd = Command::new(py);
+    cmd.arg(repo_root().join("scripts/zkpcap.py")).arg(pcap);
+    for p in ports {
+        cmd.arg("--port").arg(p.to_string());
+    }
+    let out = run_with_timeout(cmd, None, Duration::from_secs(120));
+    let (messages, bad_lines) = parse_json_lines(&String::from_utf8_lossy(&out.stdout));
+    Decoded {
+        messages,
+        bad_lines,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        success: out.status.success(),
+    }
+}
+
+/// True when the tests should decode with scripts/zkpcap.py instead of the
+/// zkscope binary (and skip live capture).
+pub fn use_oracle() -> bool {
+    std::env::var("ZKSCOPE_TEST_DECODER").as_deref() == Ok("oracle")
+}
+
+/// `zkscope dump -i lo --port P --format json …` running live.
+pub struct ZkscopeLive {
+    child: Option<Child>,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+    ready: bool,
+}
+
+/// What a live zkscope printed.
+#[derive(Debug)]
+pub struct LiveOutput {
+    pub messages: Vec<Value>,
+    pub bad_lines: Vec<String>,
+    pub stderr: String,
+    pub status: Option<ExitStatus>,
+    /// Whether the readiness line ("listening on") was seen on stderr.
+    pub saw_ready_line: bool,
+}
+
+impl ZkscopeLive {
+    /// Captures on `lo` for client port `port`: `zkscope dump -i lo --port
+    /// PORT --format json EXTRA…`.
+    pub fn on_port(port: u16, extra: &[&str]) -> ZkscopeLive {
+        let p = port.to_string();
+        let mut args = vec!["dump", "-i", "lo", "--port", p.as_str(), "--format", "json"];
+        args.extend_from_slice(extra);
+        Self::start(&args)
+    }
+
+    /// Spawns zkscope with the full argument list and waits until it prints
+    /// a line containing "listening on" on stderr (at most 5 s; then it
+    /// goes on, so that a binary without the line still gets tested).
+    pub fn start(args: &[&str]) -> ZkscopeLive {
+        let mut cmd = Command::new(zkscope_bin());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = spawn(cmd).unwrap_or_else(|e| panic!("spawn zkscope: {e}"));
+        let stdout = read_to_string_thread(child.stdout.take().unwrap());
+        let (tx, rx) = mpsc::channel::<String>();
+        let err = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut ready = false;
+        while Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.contains("listening on") => {
+                    ready = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
+                }
+            }
+        }
+        if !ready {
+            eprintln!("[support] zkscope live: no 'listening on' line on stderr within 5 s");
+        }
+        thread::sleep(Duration::from_millis(200));
+        ZkscopeLive {
+            child: Some(child),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            ready,
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .map(|c| matches!(c.try_wait(), Ok(None)))
+            .unwrap_or(false)
+    }
+
+    /// Gives it 1 s to drain, sends SIGINT (SIGKILL after 10 s), and
+    /// returns stdout parsed as JSON lines plus stderr.
+    pub fn stop(mut self) -> LiveOutput {
+        thread::sleep(Duration::from_millis(1000));
+        let mut child = self.child.take().unwrap();
+        let status = terminate(&mut child, libc::SIGINT, Duration::from_secs(10));
+        let out = self.stdout.take().unwrap().join().unwrap_or_default();
+        let err = self.stderr.take().unwrap().join().unwrap_or_default();
+        let (messages, bad_lines) = parse_json_lines(&out);
+        LiveOutput {
+            messages,
+            bad_lines,
+            stderr: err,
+            status,
+            saw_ready_line: self.ready,
+        }
+    }
+}
+
+impl Drop for ZkscopeLive {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c, libc::SIGINT, Duration::from_secs(2));
+        }
+    }
+}
+
+fn read_to_string_thread<R: Read + Send + 'static>(r: R) -> JoinHandle<String> {
+    thread::spawn(move || {
+        let mut s = String::new();
+        let mut r = BufReader::new(r);
+        let _ = r.read_to_string(&mut s);
+        s
+    })
+}
+
+/// Reads a whole file (for pcaps: non-empty check etc.).
+pub fn file_len(p: &Path) -> u64 {
+    File::open(p)
+        .and_then(|f| f.metadata())
+        .map(|m| m.len())
+        .unwrap_or(0)
+}

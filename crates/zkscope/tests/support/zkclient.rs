@@ -1,0 +1,402 @@
+//! Workloads with the Rust `zookeeper-client` crate (0.11): the requests
+//! kazoo 2.11 cannot make (createTTL, createContainer, addWatch, multiRead)
+//! and a session that reconnects after a server restart and re-arms its
+//! watches with setWatches. Each returns a manifest in the same format as
+//! the kazoo workloads (see tests/workloads/README.md).
+//!
+//! Notes on what this crate sends (checked against captures):
+//! * `create` → create2 (opcode 15) for servers ≥ 3.5, TTL → createTTL,
+//!   Container → createContainer.
+//! * `list_children` → getChildren (8), `get_children` → getChildren2 (12),
+//!   `check_stat` → exists.
+//! * On reconnect it sends setWatches (101) with data/exist/child paths; it
+//!   does not re-send persistent watches (0.11 quirk), so the reconnect
+//!   workload uses one-shot watches only.
+//! * Dropping the last `Client` clone closes the session (closeSession).
+
+use super::{wait_for, ZkServer};
+use serde_json::{json, Value};
+use std::time::Duration;
+use zookeeper_client as zk;
+
+/// Error name (as in `err_name`) of a zookeeper-client result.
+pub fn err_name<T>(r: &Result<T, zk::Error>) -> &'static str {
+    match r {
+        Ok(_) => "OK",
+        Err(e) => error_name(e),
+    }
+}
+
+pub fn error_name(e: &zk::Error) -> &'static str {
+    use zk::Error::*;
+    match e {
+        NoNode => "NONODE",
+        NodeExists => "NODEEXISTS",
+        BadVersion => "BADVERSION",
+        NotEmpty => "NOTEMPTY",
+        NoAuth => "NOAUTH",
+        NoChildrenForEphemerals => "NOCHILDRENFOREPHEMERALS",
+        InvalidAcl => "INVALIDACL",
+        AuthFailed => "AUTHFAILED",
+        SessionExpired => "SESSIONEXPIRED",
+        RuntimeInconsistent => "RUNTIMEINCONSISTENCY",
+        Unimplemented => "UNIMPLEMENTED",
+        _ => "OTHER",
+    }
+}
+
+fn sid(c: &zk::Client) -> String {
+    format!("0x{:x}", c.session_id().0 as u64)
+}
+
+/// Records requests and their expected/observed results.
+pub struct Recorder {
+    pub ops: Vec<Value>,
+    pub mismatches: Vec<String>,
+}
+
+impl Recorder {
+    pub fn new() -> Self {
+        Recorder {
+            ops: Vec::new(),
+            mismatches: Vec::new(),
+        }
+    }
+    pub fn rec<T>(&mut self, op: &str, path: &str, expect: &str, r: &Result<T, zk::Error>) {
+        self.rec_extra(op, path, expect, err_name(r), json!({}))
+    }
+    pub fn rec_extra(&mut self, op: &str, path: &str, expect: &str, got: &str, extra: Value) {
+        let mut v = json!({"op": op, "path": path, "expect_err": expect, "observed_err": got});
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, x) in e {
+                o.insert(k.clone(), x.clone());
+            }
+        }
+        if got != expect {
+            self.mismatches
+                .push(format!("{op} {path}: expected {expect}, got {got}"));
+        }
+        self.ops.push(v);
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+async fn connect(server: &str) -> zk::Client {
+    zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(30))
+        .connect(server)
+        .await
+        .unwrap_or_else(|e| panic!("zookeeper-client connect {server}: {e}"))
+}
+
+/// CRUD with errors, TTL + container nodes, a persistent recursive watch
+/// that fires, a failing multi and a multiRead. Needs a server with
+/// `extendedTypesEnabled=true`. Panics if any result differs from the
+/// expectation (so the manifest is truthful).
+pub fn rust_client_workload(server: &str, prefix: &str) -> Value {
+    rt().block_on(async {
+        let p = prefix.to_string();
+        let c = connect(server).await;
+        let session = sid(&c);
+        let mut r = Recorder::new();
+        let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let ttl = zk::CreateMode::Persistent
+            .with_acls(zk::Acls::anyone_all())
+            .with_ttl(Duration::from_secs(300));
+        let container = zk::CreateMode::Container.with_acls(zk::Acls::anyone_all());
+
+        let res = c.create(&p, b"rust", &open).await;
+        r.rec("create2", &p, "OK", &res);
+        let res = c.create(&p, b"rust", &open).await;
+        r.rec("create2", &p, "NODEEXISTS", &res);
+
+        // persistent recursive watch on the prefix (addWatch mode 1)
+        let watch = c.watch(&p, zk::AddWatchMode::PersistentRecursive).await;
+        r.rec("addWatch", &p, "OK", &watch);
+        let mut watcher = watch.expect("addWatch");
+
+        let res = c.get_data(&p).await;
+        r.rec_extra("getData", &p, "OK", err_name(&res), json!({"watch": false}));
+        let missing = format!("{p}/missing");
+        let res = c.get_data(&missing).await;
+        r.rec_extra("getData", &missing, "NONODE", err_name(&res), json!({"watch": false}));
+        let res = c.set_data(&p, b"v1", Some(42)).await;
+        r.rec("setData", &p, "BADVERSION", &res);
+
+        let ttl_path = format!("{p}/ttl");
+        let res = c.create(&ttl_path, b"t", &ttl).await;
+        r.rec_extra("createTTL", &ttl_path, "OK", err_name(&res), json!({"ttl": 300000}));
+        let cont_path = format!("{p}/container");
+        let res = c.create(&cont_path, b"c", &container).await;
+        r.rec("createContainer", &cont_path, "OK", &res);
+        let kid = format!("{cont_path}/kid");
+        let res = c.create(&kid, b"k", &open).await;
+        r.rec("create2", &kid, "OK", &res);
+
+        // fires the persistent recursive watch (NodeCreated above and
+        // NodeDataChanged here, both delivered to this session)
+        let res = c.set_data(&kid, b"k2", None).await;
+        r.rec("setData", &kid, "OK", &res);
+        let mut events = Vec::new();
+        for _ in 0..10 {
+            let ev = tokio::time::timeout(Duration::from_secs(10), watcher.changed()).await;
+            let Ok(ev) = ev else { break };
+            events.push(ev);
+            if events
+                .iter()
+                .any(|e| e.event_type == zk::EventType::NodeDataChanged && e.path == kid)
+            {
+                break;
+            }
+        }
+        if !events
+            .iter()
+            .any(|e| e.event_type == zk::EventType::NodeDataChanged && e.path == kid)
+        {
+            r.mismatches
+                .push(format!("persistent watch: no NodeDataChanged on {kid}: {events:?}"));
+        }
+
+        let res = c.list_children(&p).await;
+        r.rec_extra("getChildren", &p, "OK", err_name(&res), json!({"watch": false}));
+        let res = c.get_children(&p).await;
+        r.rec_extra("getChildren2", &p, "OK", err_name(&res), json!({"watch": false}));
+        let res = c.check_stat(&missing).await;
+        let got = match &res {
+            Ok(None) => "NONODE", // the wire reply of exists carries NONODE
+            Ok(Some(_)) => "OK",
+            Err(e) => error_name(e),
+        };
+        r.rec_extra("exists", &missing, "NONODE", got, json!({"watch": false}));
+
+        // failing multi: create ok (rolled back), setData bad version fails
+        let mpath = format!("{p}/m1");
+        let mut w = c.new_multi_writer();
+        w.add_create(&mpath, b"m", &open).unwrap();
+        w.add_set_data(&p, b"x", Some(99)).unwrap();
+        let res = w.commit().await;
+        let (got, idx) = match &res {
+            Ok(_) => ("OK", None),
+            Err(zk::MultiWriteError::OperationFailed { index, source }) => {
+                (error_name(source), Some(*index))
+            }
+            Err(zk::MultiWriteError::RequestFailed { source }) => (error_name(source), None),
+        };
+        if got != "BADVERSION" || idx != Some(1) {
+            r.mismatches
+                .push(format!("multi: expected BADVERSION at 1, got {got} at {idx:?}"));
+        }
+        r.rec_extra(
+            "multi",
+            "",
+            "OK",
+            "OK",
+            json!({"path": null, "sub_ops": [
+                {"op": "create2", "path": mpath, "expect_err": "OK", "expect_type": "error", "rolled_back": true},
+                {"op": "setData", "path": p, "expect_err": "BADVERSION", "expect_type": "error"},
+            ]}),
+        );
+
+        // multiRead: getData + getChildren
+        let mut mr = c.new_multi_reader();
+        mr.add_get_data(&p).unwrap();
+        mr.add_get_children(&p).unwrap();
+        let res = mr.commit().await;
+        r.rec_extra(
+            "multiRead",
+            "",
+            if res.is_ok() { "OK" } else { "ERR" },
+            "OK",
+            json!({"path": null, "sub_ops": [
+                {"op": "getData", "path": p, "expect_err": "OK"},
+                {"op": "getChildren", "path": p, "expect_err": "OK"},
+            ]}),
+        );
+
+        let res = c.delete(&p, None).await;
+        r.rec("delete", &p, "NOTEMPTY", &res);
+        for path in [&kid, &cont_path, &ttl_path] {
+            let res = c.delete(path, None).await;
+            r.rec("delete", path, "OK", &res);
+        }
+        let res = c.delete(&p, Some(7)).await;
+        r.rec("delete", &p, "BADVERSION", &res);
+        let res = c.delete(&p, None).await;
+        r.rec("delete", &p, "OK", &res);
+        drop(watcher);
+        drop(c);
+        // let the session task send closeSession
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        // Fix up ops whose "path" must be null (multi/multiRead)
+        for op in r.ops.iter_mut() {
+            if op["path"] == "" {
+                op["path"] = Value::Null;
+            }
+        }
+        assert!(
+            r.mismatches.is_empty(),
+            "rust workload mismatches: {:#?}",
+            r.mismatches
+        );
+        let events = json!([
+            {"path": kid, "event_type": "NodeCreated"},
+            {"path": kid, "event_type": "NodeDataChanged"},
+        ]);
+        let sess = json!({"label": "rust", "session": session, "host": server,
+                          "ops": r.ops, "events": events});
+        json!({"workload": "rust-client", "session": session, "ops": sess["ops"].clone(),
+               "sessions": [sess]})
+    })
+}
+
+/// A session with data/exist/child watches survives a server restart: the
+/// client reconnects with its session id (ConnectRequest.sessionId != 0)
+/// and re-arms the watches with setWatches; a second session then fires
+/// them. Manifest extras: "reconnect": {"session", "set_watches":
+/// {"data": [...], "exist": [...], "child": [...]}}.
+pub fn rust_reconnect_workload(zk_server: &mut ZkServer, prefix: &str) -> Value {
+    let server = zk_server.addr();
+    let rt = rt();
+    let p = prefix.to_string();
+    let data = format!("{p}/data");
+    let later = format!("{p}/later");
+    let (c, session, mut r, w_data, w_exist, w_child) = rt.block_on(async {
+        let c = connect(&server).await;
+        let session = sid(&c);
+        let mut r = Recorder::new();
+        let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let res = c.create(&p, b"", &open).await;
+        r.rec("create2", &p, "OK", &res);
+        let res = c.create(&data, b"v0", &open).await;
+        r.rec("create2", &data, "OK", &res);
+        let res = c.get_and_watch_data(&data).await;
+        r.rec_extra(
+            "getData",
+            &data,
+            "OK",
+            err_name(&res),
+            json!({"watch": true}),
+        );
+        let (_, _, w_data) = res.unwrap();
+        let res = c.check_and_watch_stat(&later).await;
+        let got = match &res {
+            Ok((None, _)) => "NONODE",
+            Ok((Some(_), _)) => "OK",
+            Err(e) => error_name(e),
+        };
+        r.rec_extra("exists", &later, "NONODE", got, json!({"watch": true}));
+        let (_, w_exist) = res.unwrap();
+        let res = c.list_and_watch_children(&p).await;
+        r.rec_extra(
+            "getChildren",
+            &p,
+            "OK",
+            err_name(&res),
+            json!({"watch": true}),
+        );
+        let (_, w_child) = res.unwrap();
+        (c, session, r, w_data, w_exist, w_child)
+    });
+
+    // restart the server under the client's feet, same ports and data
+    zk_server.restart();
+
+    rt.block_on(async {
+        // wait until the client is connected again with the same session
+        let mut sw = c.state_watcher();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        while sw.peek_state() != zk::SessionState::SyncConnected {
+            if tokio::time::timeout_at(deadline, sw.changed())
+                .await
+                .is_err()
+            {
+                panic!("client did not reconnect: state {:?}", sw.peek_state());
+            }
+        }
+        assert_eq!(sid(&c), session, "session changed across reconnect");
+        // a request on the reconnected session
+        let res = c.get_data(&data).await;
+        r.rec_extra(
+            "getData",
+            &data,
+            "OK",
+            err_name(&res),
+            json!({"watch": false}),
+        );
+
+        // a second session fires the re-armed watches
+        let f = connect(&server).await;
+        let f_session = sid(&f);
+        let mut fr = Recorder::new();
+        let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        let res = f.set_data(&data, b"v1", None).await;
+        fr.rec("setData", &data, "OK", &res);
+        let res = f.create(&later, b"", &open).await;
+        fr.rec("create2", &later, "OK", &res);
+        let t = Duration::from_secs(15);
+        let e1 = tokio::time::timeout(t, w_data.changed()).await;
+        let e2 = tokio::time::timeout(t, w_exist.changed()).await;
+        let e3 = tokio::time::timeout(t, w_child.changed()).await;
+        for (what, e) in [("data", &e1), ("exist", &e2), ("child", &e3)] {
+            if e.is_err() {
+                r.mismatches
+                    .push(format!("re-armed {what} watch did not fire"));
+            }
+        }
+        for path in [&later, &data, &p] {
+            let res = f.delete(path, None).await;
+            fr.rec("delete", path, "OK", &res);
+        }
+        drop(f);
+        drop(c);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut mism = r.mismatches.clone();
+        mism.extend(fr.mismatches.clone());
+        assert!(mism.is_empty(), "reconnect workload mismatches: {mism:#?}");
+        let main = json!({"label": "reconnecting", "session": session, "host": server,
+        "ops": r.ops, "events": [
+            {"path": data, "event_type": "NodeDataChanged"},
+            {"path": later, "event_type": "NodeCreated"},
+            {"path": p, "event_type": "NodeChildrenChanged"},
+        ]});
+        let firer = json!({"label": "firer", "session": f_session, "host": server,
+                           "ops": fr.ops, "events": []});
+        json!({
+            "workload": "rust-reconnect",
+            "session": session,
+            "ops": main["ops"].clone(),
+            "sessions": [main, firer],
+            "reconnect": {
+                "session": session,
+                "set_watches": {"data": [data], "exist": [later], "child": [p]},
+            },
+        })
+    })
+}
+
+/// Waits until `server` lists `n` watches for any session via `wchs`.
+pub fn wait_watch_count(server: &ZkServer, n: usize, timeout: Duration) -> bool {
+    wait_for(timeout, || {
+        let r = server.four_letter("wchs").ok()?;
+        // "... connections watching N paths\nTotal watches:M"
+        let total: usize = r
+            .lines()
+            .find_map(|l| l.strip_prefix("Total watches:"))
+            .and_then(|v| v.trim().parse().ok())?;
+        (total >= n).then_some(())
+    })
+    .is_some()
+}
