@@ -26,7 +26,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use zkscope_capture::client::{
     ClientConfig, ClientHandler, ClientSink, ClientStats, Kind, Msg, ServerSpec,
 };
-use zkscope_capture::{parse_tcp, Linktype, PacketSource, RawPacket, TcpConfig, TcpTracker, Timestamp};
+use zkscope_capture::{
+    parse_tcp, Linktype, PacketSource, RawPacket, TcpConfig, TcpTracker, Timestamp,
+};
 
 const MESSAGES: u64 = 20_000;
 
@@ -107,7 +109,11 @@ fn split_pcap(buf: &[u8]) -> Result<Vec<RawPacket<'_>>, String> {
         let data = buf
             .get(off + 16..off + 16 + caplen)
             .ok_or("truncated pcap record")?;
-        let ns = if nanos { frac as i64 } else { frac as i64 * 1000 };
+        let ns = if nanos {
+            frac as i64
+        } else {
+            frac as i64 * 1000
+        };
         out.push(RawPacket {
             ts: Timestamp::from_parts(sec as i64, ns),
             linktype,

@@ -45,9 +45,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let iface = args.get(2).ok_or("--live IFACE SECONDS [BPF]")?;
         let secs: u64 = args.get(3).ok_or("--live IFACE SECONDS [BPF]")?.parse()?;
         let stop = Arc::new(AtomicBool::new(false));
+        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<i32>().ok());
+        let d = LiveOptions::default();
         let opts = LiveOptions {
             filter: args.get(4).cloned(),
-            ..LiveOptions::default()
+            immediate: env("IMMEDIATE").map_or(d.immediate, |v| v != 0),
+            snaplen: env("SNAPLEN").unwrap_or(d.snaplen),
+            buffer_size: env("BUFSIZE").unwrap_or(d.buffer_size),
+            ..d
         };
         let src = PacketSource::open_live(iface, opts, stop.clone())?;
         std::thread::spawn(move || {

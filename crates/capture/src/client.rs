@@ -12,8 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 use zkscope_proto::client::{
     decode_event, decode_reply, decode_request, four_letter_word, is_tls_client_hello,
-    ConnectRequest, ConnectResponse, ErrCode, OpCode, Reply, ReplyHeader, Request, RequestHeader,
-    WatchEvent, AUTH_XID, NOTIFICATION_XID, PING_XID, SET_WATCHES_XID,
+    ConnectRequest, ConnectResponse, ErrCode, OpCode, Reply, ReplyBody, ReplyHeader, Request,
+    RequestBody, RequestHeader, WatchEvent, AUTH_XID, NOTIFICATION_XID, PING_XID, SET_WATCHES_XID,
 };
 use zkscope_proto::jute::{DecodeError, JStr};
 
@@ -152,6 +152,11 @@ pub struct Msg<'a> {
     pub size: u32,
     /// What the message is.
     pub kind: Kind<'a>,
+    /// Set when the header decoded but the body did not (the message is reported with an
+    /// unknown body so that pairing and latency still work).
+    pub error: Option<DecodeError>,
+    /// The frame body as captured (for hex dumps of bad frames).
+    pub frame: &'a [u8],
 }
 
 /// What a [`Msg`] is.
@@ -399,12 +404,7 @@ impl<S: ClientSink> ClientHandler<S> {
     fn enter_tls(&mut self, c: &mut ClientConn, ts: Timestamp, dir: Direction) {
         self.stats.tls_connections += 1;
         c.mode = Mode::Tls;
-        self.sink.message(&Msg {
-            ts,
-            conn: &c.info,
-            size: 0,
-            kind: Kind::Tls { dir },
-        });
+        self.emit(c, ts, 0, Kind::Tls { dir });
     }
 
     /// Runs bytes of one direction through its framer and handles each event.
@@ -531,16 +531,32 @@ impl<S: ClientSink> ClientHandler<S> {
         }
         c.pending.push_back(p);
         self.total_pending += 1;
-        match decoded {
-            Ok(mut req) => {
-                self.stats.requests += 1;
-                if self.cfg.show_credentials {
-                    req.body.reveal_credentials();
-                }
-                self.emit(c, ts, size, Kind::Request(req));
+        self.stats.requests += 1;
+        let (mut req, error) = match decoded {
+            Ok(req) => (req, None),
+            Err(error) => {
+                self.stats.undecodable_frames += 1;
+                let req = Request {
+                    header,
+                    body: RequestBody::Unknown {
+                        len: body.len().saturating_sub(8),
+                    },
+                    trailing: 0,
+                };
+                (req, Some(error))
             }
-            Err(error) => self.undecodable(c, Direction::ToServer, ts, body, error),
+        };
+        if self.cfg.show_credentials {
+            req.body.reveal_credentials();
         }
+        self.sink.message(&Msg {
+            ts,
+            conn: &c.info,
+            size,
+            kind: Kind::Request(req),
+            error,
+            frame: body,
+        });
     }
 
     fn reply(&mut self, c: &mut ClientConn, ts: Timestamp, body: &[u8]) {
@@ -587,21 +603,32 @@ impl<S: ClientSink> ClientHandler<S> {
         if request.is_none() {
             self.stats.unpaired_replies += 1;
         }
-        match decode_reply(body, opcode) {
-            Ok(reply) => {
-                self.stats.replies += 1;
-                self.emit(
-                    c,
-                    ts,
-                    size,
-                    Kind::Reply {
-                        reply,
-                        request: request.as_ref(),
+        self.stats.replies += 1;
+        let (reply, error) = match decode_reply(body, opcode) {
+            Ok(reply) => (reply, None),
+            Err(error) => {
+                self.stats.undecodable_frames += 1;
+                let reply = Reply {
+                    header,
+                    body: ReplyBody::Unknown {
+                        len: body.len().saturating_sub(16),
                     },
-                );
+                    trailing: 0,
+                };
+                (reply, Some(error))
             }
-            Err(error) => self.undecodable(c, Direction::ToClient, ts, body, error),
-        }
+        };
+        self.sink.message(&Msg {
+            ts,
+            conn: &c.info,
+            size,
+            kind: Kind::Reply {
+                reply,
+                request: request.as_ref(),
+            },
+            error,
+            frame: body,
+        });
         if let Some(p) = request {
             c.spare.push(p);
         }
@@ -637,11 +664,17 @@ impl<S: ClientSink> ClientHandler<S> {
     }
 
     fn emit(&mut self, c: &ClientConn, ts: Timestamp, size: u32, kind: Kind<'_>) {
+        let frame = match &kind {
+            Kind::Undecodable { frame, .. } => *frame,
+            _ => &[],
+        };
         self.sink.message(&Msg {
             ts,
             conn: &c.info,
             size,
             kind,
+            error: None,
+            frame,
         });
     }
 
@@ -798,5 +831,447 @@ fn plausible_reply(len: usize, head: &[u8]) -> bool {
         NOTIFICATION_XID => h.err == ErrCode::OK && len >= MIN_REPLY + 12,
         PING_XID | AUTH_XID | SET_WATCHES_XID => h.zxid >= 0,
         x => x > 0 && h.zxid >= 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records every message as a short description.
+    #[derive(Default)]
+    struct Rec(Vec<String>);
+
+    impl ClientSink for Rec {
+        fn message(&mut self, m: &Msg<'_>) {
+            let s = match &m.kind {
+                Kind::ConnectRequest(c) => format!("connect sid={:#x}", c.session_id),
+                Kind::ConnectResponse(c) => format!("connected sid={:#x}", c.session_id),
+                Kind::Request(r) => format!(
+                    "req {} xid={} path={}",
+                    r.header.opcode.request_type(),
+                    r.header.xid,
+                    r.body.path().map(|p| p.to_string()).unwrap_or_default()
+                ),
+                Kind::Reply { reply, request } => format!(
+                    "reply xid={} err={} req={} lat={}",
+                    reply.header.xid,
+                    reply.header.err.0,
+                    request.map_or("-".to_string(), |p| format!(
+                        "{}:{}",
+                        p.opcode.0,
+                        p.path().map(|p| p.to_string()).unwrap_or_default()
+                    )),
+                    request.map_or(-1, |p| m.ts.0 - p.ts.0)
+                ),
+                Kind::Event { event, .. } => format!(
+                    "event {} {}",
+                    event.event_type.0,
+                    event.path.map(|p| p.to_string()).unwrap_or_default()
+                ),
+                Kind::FourLetter {
+                    command,
+                    reply,
+                    reply_len,
+                    ..
+                } => format!(
+                    "4lw {command} {} {reply_len}",
+                    String::from_utf8_lossy(reply)
+                ),
+                Kind::Tls { .. } => "tls".to_string(),
+                Kind::Unanswered { request, why } => {
+                    format!("unanswered xid={} {why:?}", request.xid)
+                }
+                Kind::Undecodable { error, .. } => format!("undecodable {error}"),
+            };
+            self.0.push(s);
+        }
+    }
+
+    fn key() -> FlowKey {
+        FlowKey {
+            client: "10.0.0.1:40000".parse().unwrap(),
+            server: "10.0.0.2:2181".parse().unwrap(),
+        }
+    }
+
+    fn handler() -> ClientHandler<Rec> {
+        let spec = ServerSpec {
+            ports: vec![2181],
+            ..ServerSpec::default()
+        };
+        ClientHandler::new(spec, ClientConfig::default(), Rec::default())
+    }
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as i32).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn ustr(v: &mut Vec<u8>, s: &str) {
+        v.extend((s.len() as i32).to_be_bytes());
+        v.extend(s.as_bytes());
+    }
+
+    fn connect_req(session: i64) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(0i32.to_be_bytes());
+        b.extend(0i64.to_be_bytes());
+        b.extend(30000i32.to_be_bytes());
+        b.extend(session.to_be_bytes());
+        b.extend(16i32.to_be_bytes());
+        b.extend([0u8; 16]);
+        b.push(0);
+        frame(&b)
+    }
+
+    fn connect_resp(session: i64) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(0i32.to_be_bytes());
+        b.extend(30000i32.to_be_bytes());
+        b.extend(session.to_be_bytes());
+        b.extend(16i32.to_be_bytes());
+        b.extend([7u8; 16]);
+        b.push(0);
+        frame(&b)
+    }
+
+    fn get_data(xid: i32, path: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(xid.to_be_bytes());
+        b.extend(4i32.to_be_bytes());
+        ustr(&mut b, path);
+        b.push(1);
+        frame(&b)
+    }
+
+    fn header_req(xid: i32, op: i32, rest: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(xid.to_be_bytes());
+        b.extend(op.to_be_bytes());
+        b.extend(rest);
+        frame(&b)
+    }
+
+    fn reply(xid: i32, zxid: i64, err: i32) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(xid.to_be_bytes());
+        b.extend(zxid.to_be_bytes());
+        b.extend(err.to_be_bytes());
+        frame(&b)
+    }
+
+    /// A successful getData reply (data "v", zero Stat).
+    fn data_reply(xid: i32, zxid: i64) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(xid.to_be_bytes());
+        b.extend(zxid.to_be_bytes());
+        b.extend(0i32.to_be_bytes());
+        b.extend(1i32.to_be_bytes());
+        b.push(b'v');
+        b.extend([0u8; 68]);
+        frame(&b)
+    }
+
+    fn event(path: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend((-1i32).to_be_bytes());
+        b.extend((-1i64).to_be_bytes());
+        b.extend(0i32.to_be_bytes());
+        b.extend(3i32.to_be_bytes());
+        b.extend(3i32.to_be_bytes());
+        ustr(&mut b, path);
+        frame(&b)
+    }
+
+    const UP: Direction = Direction::ToServer;
+    const DOWN: Direction = Direction::ToClient;
+
+    /// Plays a script of (direction, time in µs, bytes) on one connection and closes it.
+    fn play(h: &mut ClientHandler<Rec>, saw_syn: bool, script: &[(Direction, i64, Vec<u8>)]) {
+        let k = key();
+        let mut c = h.open(&k, Timestamp(0), saw_syn);
+        for (dir, t, bytes) in script {
+            h.data(&mut c, &k, *dir, Timestamp(t * 1000), bytes);
+        }
+        h.close(c, &k, Timestamp(1_000_000_000), CloseReason::Fin);
+    }
+
+    #[test]
+    fn handshake_then_paired_request() {
+        let mut h = handler();
+        play(
+            &mut h,
+            true,
+            &[
+                (UP, 0, connect_req(0)),
+                (DOWN, 10, connect_resp(0x1234)),
+                (UP, 20, get_data(1, "/a")),
+                (DOWN, 25, reply(1, 9, -101)),
+            ],
+        );
+        assert_eq!(
+            h.sink.0,
+            vec![
+                "connect sid=0x0",
+                "connected sid=0x1234",
+                "req GetDataRequest xid=1 path=/a",
+                "reply xid=1 err=-101 req=4:/a lat=5000",
+            ]
+        );
+        assert_eq!(
+            (h.stats.requests, h.stats.replies, h.stats.connects),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn one_message_per_byte_decodes_the_same() {
+        let mut h = handler();
+        let mut up = connect_req(0);
+        up.extend(get_data(1, "/abc"));
+        up.extend(get_data(2, "/d"));
+        let mut down = connect_resp(5);
+        down.extend(data_reply(1, 1));
+        down.extend(event("/abc"));
+        down.extend(data_reply(2, 1));
+        let mut script = Vec::new();
+        for (i, b) in up.iter().enumerate() {
+            script.push((UP, i as i64, vec![*b]));
+        }
+        for (i, b) in down.iter().enumerate() {
+            script.push((DOWN, 1000 + i as i64, vec![*b]));
+        }
+        play(&mut h, true, &script);
+        assert_eq!(h.sink.0.len(), 7, "{:?}", h.sink.0);
+        assert_eq!(h.sink.0[5], "event 3 /abc");
+        assert!(h.sink.0[6].starts_with("reply xid=2 err=0 req=4:/d"));
+    }
+
+    #[test]
+    fn four_letter_word_is_reported_at_close() {
+        let mut h = handler();
+        play(
+            &mut h,
+            true,
+            &[
+                (UP, 0, b"ru".to_vec()),
+                (UP, 1, b"ok".to_vec()),
+                (DOWN, 2, b"im".to_vec()),
+                (DOWN, 3, b"ok".to_vec()),
+            ],
+        );
+        assert_eq!(h.sink.0, vec!["4lw ruok imok 4"]);
+        assert_eq!(h.stats.four_letter_words, 1);
+    }
+
+    #[test]
+    fn tls_marks_the_connection() {
+        let mut h = handler();
+        play(
+            &mut h,
+            true,
+            &[
+                (UP, 0, vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]),
+                (DOWN, 1, vec![0x16, 0x03, 0x03, 0x00, 0x7a]),
+            ],
+        );
+        assert_eq!(h.sink.0, vec!["tls"]);
+        assert_eq!(h.stats.tls_connections, 1);
+    }
+
+    #[test]
+    fn mid_stream_capture_reports_unpaired_replies() {
+        let mut h = handler();
+        play(
+            &mut h,
+            false,
+            &[
+                (DOWN, 0, reply(7, 3, 0)),
+                (UP, 1, get_data(8, "/x")),
+                (DOWN, 2, data_reply(8, 3)),
+            ],
+        );
+        assert_eq!(h.sink.0[0], "reply xid=7 err=0 req=- lat=-1");
+        assert!(h.sink.0[2].starts_with("reply xid=8 err=0 req=4:/x"));
+        assert_eq!(h.stats.unpaired_replies, 1);
+    }
+
+    #[test]
+    fn later_reply_proves_earlier_replies_lost() {
+        let mut h = handler();
+        play(
+            &mut h,
+            true,
+            &[
+                (UP, 0, connect_req(0)),
+                (DOWN, 1, connect_resp(1)),
+                (UP, 2, get_data(1, "/a")),
+                (UP, 3, get_data(2, "/b")),
+                (UP, 4, get_data(3, "/c")),
+                (DOWN, 5, data_reply(3, 1)),
+            ],
+        );
+        assert_eq!(
+            &h.sink.0[5..],
+            [
+                "unanswered xid=1 Skipped",
+                "unanswered xid=2 Skipped",
+                "reply xid=3 err=0 req=4:/c lat=1000"
+            ]
+        );
+    }
+
+    #[test]
+    fn out_of_band_replies_do_not_evict_earlier_requests() {
+        let mut h = handler();
+        let mut auth = Vec::new();
+        auth.extend(0i32.to_be_bytes());
+        ustr(&mut auth, "digest");
+        ustr(&mut auth, "u:p");
+        play(
+            &mut h,
+            true,
+            &[
+                (UP, 0, connect_req(0)),
+                (DOWN, 1, connect_resp(1)),
+                (UP, 2, get_data(1, "/a")),
+                (UP, 3, header_req(-4, 100, &auth)),
+                (UP, 4, header_req(2, 555, b"keeper-extension")),
+                // The auth and UNIMPLEMENTED replies overtake the getData reply.
+                (DOWN, 5, reply(-4, 0, 0)),
+                (DOWN, 6, reply(2, 1, -6)),
+                (DOWN, 7, data_reply(1, 1)),
+            ],
+        );
+        let got = &h.sink.0[5..];
+        assert_eq!(got[0], "reply xid=-4 err=0 req=100: lat=2000");
+        assert_eq!(got[1], "reply xid=2 err=-6 req=555: lat=2000");
+        assert!(got[2].starts_with("reply xid=1 err=0 req=4:/a"));
+        assert_eq!(h.stats.unanswered_requests, 0);
+        assert!(h.sink.0[3].starts_with("req SetAuthRequest"));
+        assert!(h.sink.0[4].starts_with("req UnknownRequest xid=2"));
+    }
+
+    #[test]
+    fn pending_requests_are_bounded_and_closed_ones_reported() {
+        let mut h = handler();
+        h.cfg.max_pending_per_conn = 2;
+        play(
+            &mut h,
+            true,
+            &[
+                (UP, 0, connect_req(0)),
+                (UP, 1, get_data(1, "/a")),
+                (UP, 2, get_data(2, "/b")),
+                (UP, 3, get_data(3, "/c")),
+            ],
+        );
+        let unanswered: Vec<&String> = h
+            .sink
+            .0
+            .iter()
+            .filter(|s| s.starts_with("unanswered"))
+            .collect();
+        assert_eq!(
+            unanswered,
+            [
+                "unanswered xid=1 Evicted",
+                "unanswered xid=2 Closed",
+                "unanswered xid=3 Closed"
+            ]
+        );
+        assert_eq!(h.stats.pending_evicted, 1);
+        assert_eq!(h.total_pending, 0);
+    }
+
+    #[test]
+    fn gap_inside_a_frame_resynchronises() {
+        let mut h = handler();
+        let k = key();
+        let mut c = h.open(&k, Timestamp(0), true);
+        h.data(&mut c, &k, UP, Timestamp(0), &connect_req(0));
+        let big = get_data(1, "/a-long-path-that-gets-cut");
+        h.data(&mut c, &k, UP, Timestamp(1), &big[..10]);
+        h.gap(&mut c, &k, UP, Timestamp(2), 7);
+        let mut rest = big[17..].to_vec();
+        rest.extend(get_data(2, "/next"));
+        h.data(&mut c, &k, UP, Timestamp(3), &rest);
+        h.close(c, &k, Timestamp(4), CloseReason::Fin);
+        assert!(h
+            .sink
+            .0
+            .contains(&"req GetDataRequest xid=2 path=/next".to_string()));
+        assert_eq!(h.stats.partial_frames_dropped, 1);
+        assert!(h.stats.resync_skipped_bytes > 0);
+        assert_eq!(h.stats.undecodable_frames, 0);
+    }
+
+    #[test]
+    fn unknown_opcode_reply_keeps_the_stream_in_sync() {
+        let mut h = handler();
+        let mut r = reply(1, 5, 0);
+        // A ClickHouse-Keeper-like reply body for an opcode this decoder does not know.
+        let body_len = r.len() - 4 + 6;
+        r.splice(0..4, (body_len as i32).to_be_bytes());
+        r.extend(b"abcdef");
+        play(
+            &mut h,
+            true,
+            &[
+                (UP, 0, connect_req(0)),
+                (DOWN, 1, connect_resp(1)),
+                (UP, 2, header_req(1, 501, b"xyz")),
+                (UP, 3, get_data(2, "/z")),
+                (DOWN, 4, r),
+                (DOWN, 5, data_reply(2, 5)),
+            ],
+        );
+        assert!(h.sink.0[4].starts_with("reply xid=1 err=0 req=501:"));
+        assert!(h.sink.0[5].starts_with("reply xid=2 err=0 req=4:/z"));
+        assert_eq!(h.stats.undecodable_frames, 0);
+    }
+
+    #[test]
+    fn server_spec_classifies_and_filters() {
+        let seg = |src: &str, dst: &str| TcpSegment {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            seq: 0,
+            ack: 0,
+            flags: crate::packet::TcpFlags::default(),
+            payload: &[],
+            missing: 0,
+        };
+        let mut spec = ServerSpec {
+            ports: vec![2181],
+            ..ServerSpec::default()
+        };
+        assert_eq!(
+            spec.classify(&seg("10.0.0.1:5000", "10.0.0.2:2181")),
+            Some(Direction::ToServer)
+        );
+        assert_eq!(
+            spec.classify(&seg("[::1]:2181", "[::1]:5000")),
+            Some(Direction::ToClient)
+        );
+        assert_eq!(spec.classify(&seg("10.0.0.1:5000", "10.0.0.2:80")), None);
+        spec.client_port = Some(5001);
+        assert_eq!(spec.classify(&seg("10.0.0.1:5000", "10.0.0.2:2181")), None);
+        spec.client_port = None;
+        spec.exclude_hosts = vec!["10.0.0.1".parse().unwrap()];
+        assert_eq!(spec.classify(&seg("10.0.0.1:5000", "10.0.0.2:2181")), None);
+        spec.exclude_hosts.clear();
+        spec.include_hosts = vec!["10.0.0.9".parse().unwrap()];
+        assert_eq!(spec.classify(&seg("10.0.0.1:5000", "10.0.0.2:2181")), None);
+        spec.ports.clear();
+        spec.include_hosts.clear();
+        spec.servers = vec!["10.0.0.2:2181".parse().unwrap()];
+        assert_eq!(
+            spec.classify(&seg("10.0.0.2:2181", "10.0.0.1:5000")),
+            Some(Direction::ToClient)
+        );
+        assert_eq!(spec.classify(&seg("10.0.0.3:2181", "10.0.0.1:5000")), None);
     }
 }

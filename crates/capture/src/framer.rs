@@ -33,8 +33,8 @@ pub enum FrameEvent<'a> {
 
 /// How plausible a candidate frame start is.
 pub trait Validator {
-    /// `len` is the candidate length prefix, `head` the first bytes of its body (at most
-    /// [`Framer::HEAD`] bytes, fewer only if the frame is shorter).
+    /// `len` is the candidate length prefix, `head` the first bytes of its body: at most
+    /// [`Framer::HEAD`] bytes, at least 16 (fewer only if the frame is shorter).
     fn plausible(&mut self, len: usize, head: &[u8]) -> bool;
 }
 
@@ -54,8 +54,13 @@ pub struct Framer {
     max_len: usize,
 }
 
-/// How many bytes of a candidate body the resynchronising scan shows the validator.
+/// How many unjudged bytes the resynchronising scan may hold before giving up on a candidate.
 const SCAN_LIMIT: usize = 256 * 1024;
+/// Bytes of a candidate body needed to judge it (a reply header is 16 bytes).
+const JUDGE: usize = 16;
+/// Largest frame accepted as a resynchronisation point: ZooKeeper's default `jute.maxbuffer` is
+/// 1 MiB, so a bigger length found by scanning is far more likely noise than a frame.
+const RESYNC_MAX_LEN: usize = 4 << 20;
 
 impl Framer {
     /// Bytes of a frame body the validator sees when resynchronising.
@@ -204,16 +209,17 @@ impl Framer {
         while start + 4 <= self.buf.len() {
             let b = &self.buf[start..];
             let len = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-            if self.len_ok(len) {
+            if self.len_ok(len) && (len as usize) <= RESYNC_MAX_LEN {
                 let len = len as usize;
-                let need = len.min(Self::HEAD);
                 let avail = b.len() - 4;
-                if avail < need {
+                if avail < len.min(JUDGE) {
                     // Cannot judge yet: wait for more bytes, unless far too much is pending.
                     if self.buf.len() - start <= SCAN_LIMIT {
                         break;
                     }
-                } else if v.plausible(len, &b[4..4 + need]) && self.next_ok(b, len, v) {
+                } else if v.plausible(len, &b[4..4 + len.min(Self::HEAD).min(avail)])
+                    && self.next_ok(b, len, v)
+                {
                     decided = Some(start);
                     break;
                 }
@@ -241,7 +247,11 @@ impl Framer {
             return false;
         }
         let nlen = nlen as usize;
-        match b.get(next + 4..next + 4 + nlen.min(Self::HEAD)) {
+        let avail = b.len().saturating_sub(next + 4);
+        if avail < nlen.min(JUDGE) {
+            return true;
+        }
+        match b.get(next + 4..next + 4 + nlen.min(Self::HEAD).min(avail)) {
             Some(head) => v.plausible(nlen, head),
             None => true,
         }

@@ -191,7 +191,11 @@ impl PacketSource {
     pub fn set_stop(&mut self, stop: Arc<AtomicBool>) {
         match &mut self.inner {
             Inner::File(f) => f.stop = Some(stop),
-            Inner::Live(l) => l.stop = stop,
+            Inner::Live(l) => {
+                // Best effort: without a watcher, stop is still seen at the next packet.
+                let _ = l.watch(stop.clone());
+                l.stop = stop;
+            }
         }
     }
 
@@ -724,9 +728,17 @@ impl FileSource {
 struct LiveSource {
     cap: pcap::Capture<pcap::Active>,
     stop: Arc<AtomicBool>,
+    /// Cleared on drop; ends the watcher threads.
+    alive: Arc<AtomicBool>,
     linktype: Linktype,
     iface: String,
     nanos: bool,
+}
+
+impl Drop for LiveSource {
+    fn drop(&mut self) {
+        self.alive.store(false, Ordering::Relaxed);
+    }
 }
 
 fn live_error(iface: &str, e: pcap::Error) -> CaptureError {
@@ -765,13 +777,40 @@ impl LiveSource {
                 msg: e.to_string(),
             })?;
         }
-        Ok(LiveSource {
+        let mut l = LiveSource {
             cap,
-            stop,
+            stop: stop.clone(),
+            alive: Arc::new(AtomicBool::new(true)),
             linktype,
             iface: iface.to_string(),
             nanos,
-        })
+        };
+        l.watch(stop)?;
+        Ok(l)
+    }
+
+    /// On Linux, libpcap's read timeout does not make `pcap_next_ex` return
+    /// while no packet arrives, so a small thread turns `stop` into
+    /// `pcap_breakloop` (which wakes the blocked read).
+    fn watch(&mut self, stop: Arc<AtomicBool>) -> Result<(), CaptureError> {
+        let breaker = self.cap.breakloop_handle();
+        let alive = self.alive.clone();
+        std::thread::Builder::new()
+            .name("zkscope-capture-stop".into())
+            .spawn(move || {
+                while alive.load(Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) {
+                        breaker.breakloop();
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            })
+            .map(drop)
+            .map_err(|e| CaptureError::Live {
+                iface: self.iface.clone(),
+                msg: format!("cannot start the stop watcher thread: {e}"),
+            })
     }
 
     #[allow(unsafe_code)]
@@ -787,6 +826,7 @@ impl LiveSource {
             match self.cap.next_packet() {
                 Ok(p) => break (*p.header, p.data.as_ptr(), p.data.len()),
                 Err(pcap::Error::TimeoutExpired) => continue,
+                // pcap_breakloop (from the watcher) ends the read this way.
                 Err(pcap::Error::NoMorePackets) => return Ok(None),
                 Err(e) => return Err(live_error(&self.iface, e)),
             }

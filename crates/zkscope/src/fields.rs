@@ -32,6 +32,7 @@ pub fn write_fields<T: Serialize + ?Sized>(
         depth: 0,
         first: true,
         skip,
+        dash: false,
     };
     // A failing Serialize impl only truncates the output.
     let _ = value.serialize(&mut s);
@@ -39,6 +40,8 @@ pub fn write_fields<T: Serialize + ?Sized>(
 }
 
 struct Ser {
+    /// [`Style::Lines`]: a list item's `- ` was just written; its first key goes on that line.
+    dash: bool,
     skip: &'static [&'static str],
     out: String,
     style: Style,
@@ -67,6 +70,12 @@ impl ser::Error for Error {
 type R = Result<(), Error>;
 
 impl Ser {
+    fn pad(&mut self, level: usize) {
+        for _ in 0..self.indent + 2 * level {
+            self.out.push(' ');
+        }
+    }
+
     fn str_value(&mut self, v: &str) {
         let plain = !v.is_empty()
             && v.chars()
@@ -94,11 +103,13 @@ impl Ser {
     fn key(&mut self, key: &str) {
         match (self.style, self.depth) {
             (Style::Lines, _) => {
-                if !self.out.is_empty() && !self.out.ends_with('\n') {
-                    self.out.push('\n');
-                }
-                for _ in 0..self.indent + 2 * self.depth.saturating_sub(1) {
-                    self.out.push(' ');
+                if self.dash {
+                    self.dash = false;
+                } else {
+                    if !self.out.is_empty() && !self.out.ends_with('\n') {
+                        self.out.push('\n');
+                    }
+                    self.pad(self.depth.saturating_sub(1));
                 }
                 self.out.push_str(key);
                 self.out.push_str(": ");
@@ -242,6 +253,9 @@ impl<'a> Rec<'a> {
         if ser.depth > 1 && ser.style == Style::Inline {
             ser.out.push('{');
         }
+        if ser.style == Style::Lines && ser.out.ends_with(": ") {
+            ser.out.pop();
+        }
         ser.first = true;
         Ok(Rec {
             ser,
@@ -281,7 +295,9 @@ impl<'a> Rec<'a> {
 impl<'a> Seq<'a> {
     fn open(ser: &'a mut Ser) -> Result<Self, Error> {
         let saved_first = ser.first;
-        ser.out.push('[');
+        if ser.style == Style::Inline {
+            ser.out.push('[');
+        }
         ser.first = true;
         Ok(Seq {
             ser,
@@ -291,24 +307,40 @@ impl<'a> Seq<'a> {
     }
 
     fn element<T: Serialize + ?Sized>(&mut self, v: &T) -> R {
-        if self.index > 0 {
+        self.index += 1;
+        let depth = self.ser.depth;
+        if self.ser.style == Style::Lines {
+            // One item per line: `- value`, or `- key: value` with the record's other keys
+            // aligned under the first.
+            if self.ser.out.ends_with(": ") {
+                self.ser.out.pop();
+            }
+            self.ser.out.push('\n');
+            self.ser.pad(depth);
+            self.ser.out.push_str("- ");
+            self.ser.dash = true;
+            self.ser.depth = depth + 1;
+            let r = v.serialize(&mut *self.ser);
+            self.ser.dash = false;
+            self.ser.depth = depth;
+            return r;
+        }
+        if self.index > 1 {
             self.ser.out.push(',');
         }
-        self.index += 1;
-        // Records inside lists are always rendered inline.
-        let style = self.ser.style;
-        let depth = self.ser.depth;
-        self.ser.style = Style::Inline;
         self.ser.depth = depth.max(1);
         self.ser.first = true;
         let r = v.serialize(&mut *self.ser);
-        self.ser.style = style;
         self.ser.depth = depth;
         r
     }
 
     fn close(self) -> R {
-        self.ser.out.push(']');
+        match self.ser.style {
+            Style::Inline => self.ser.out.push(']'),
+            Style::Lines if self.index == 0 => self.ser.out.push_str("[]"),
+            Style::Lines => {}
+        }
         self.ser.first = self.saved_first;
         Ok(())
     }
@@ -413,6 +445,7 @@ fn write_fields_value<T: Serialize + ?Sized>(out: &mut String, v: &T) {
         depth: 1,
         first: true,
         skip: &[],
+        dash: false,
     };
     let _ = v.serialize(&mut s);
     *out = s.out;
@@ -471,7 +504,7 @@ mod tests {
         write_fields(&mut s, &sample(), Style::Lines, 4, &[]);
         assert_eq!(
             s,
-            "    path: /a/b\n    watch: true\n    missing: -\n    list: [x,y]\n    inner: \n      a: 1\n      b: z\n    recs: [{a=2 b=w}]\n    text: \"two words\""
+            "    path: /a/b\n    watch: true\n    missing: -\n    list:\n      - x\n      - y\n    inner:\n      a: 1\n      b: z\n    recs:\n      - a: 2\n        b: w\n    text: \"two words\""
         );
     }
 

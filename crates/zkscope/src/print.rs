@@ -218,6 +218,12 @@ impl<W: Write> Printer<W> {
                 }
             }
         }
+        if let Some(e) = &m.error {
+            let _ = write!(self.line, " decode_error=\"{e}\"");
+            if self.opts.dump_bad {
+                hexdump(&mut self.line, m.frame);
+            }
+        }
         self.write_line(conn);
     }
 
@@ -374,6 +380,9 @@ struct Head<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<Hex>,
     conn: u64,
+    /// The header decoded but the body did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decode_error: Option<String>,
 }
 
 /// A session id, serialised as lowercase hex.
@@ -451,6 +460,7 @@ impl<W: Write> Printer<W> {
             server: c.server,
             session: c.session.map(Hex),
             conn: c.id,
+            decode_error: m.error.as_ref().map(ToString::to_string),
         };
         let out = &mut self.out;
         let r = match &m.kind {
