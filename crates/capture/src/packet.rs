@@ -527,19 +527,12 @@ mod tests {
     #[test]
     fn ethernet_vlan_and_qinq() {
         for tags in [&[0x8100u16][..], &[0x88a8, 0x8100]] {
-            let mut v = vec![1u8; 12];
-            for t in tags {
-                v.extend_from_slice(&t.to_be_bytes());
-                v.extend_from_slice(&[0x00, 0x2a]); // TCI, then the next type
-            }
-            // Rewrite: each tag is TPID(2) TCI(2); the last carries 0x0800 after it.
+            // MACs, then per tag TPID + TCI, then the inner EtherType.
             let mut frame = vec![1u8; 12];
-            frame.extend_from_slice(&tags[0].to_be_bytes());
-            for t in &tags[1..] {
-                frame.extend_from_slice(&[0x00, 0x2a]);
+            for t in tags {
                 frame.extend_from_slice(&t.to_be_bytes());
+                frame.extend_from_slice(&[0x00, 0x2a]);
             }
-            frame.extend_from_slice(&[0x00, 0x2a]);
             frame.extend_from_slice(&ETH_IPV4.to_be_bytes());
             frame.extend_from_slice(&ip4_tcp(PAYLOAD));
             check4(&parse_tcp(&pkt(1, &frame)).unwrap());

@@ -861,8 +861,13 @@ mod tests {
     use std::path::PathBuf;
     use std::process::Command;
 
+    /// zktraffic's captures, shipped in the repo.
+    fn zk_fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/zktraffic")
+    }
+
     fn fixtures() -> Vec<PathBuf> {
-        let dir = Path::new("/work/shared/fixtures/zktraffic");
+        let dir = &zk_fixtures();
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
             .map(|d| {
                 d.filter_map(|e| e.ok().map(|e| e.path()))
@@ -941,53 +946,71 @@ mod tests {
         v
     }
 
-    /// A little-endian pcapng writer for tests.
+    /// A pcapng writer for tests (little-endian unless `be`).
     #[derive(Default)]
-    struct Ng(Vec<u8>);
+    struct Ng {
+        be: bool,
+        buf: Vec<u8>,
+    }
 
     impl Ng {
+        fn u16(&self, v: u16) -> [u8; 2] {
+            if self.be {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        }
+        fn u32(&self, v: u32) -> [u8; 4] {
+            if self.be {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        }
         fn block(&mut self, ty: u32, body: &[u8]) -> &mut Self {
             let mut b = body.to_vec();
             while b.len() % 4 != 0 {
                 b.push(0);
             }
-            let len = (b.len() + 12) as u32;
-            self.0.extend_from_slice(&ty.to_le_bytes());
-            self.0.extend_from_slice(&len.to_le_bytes());
-            self.0.extend_from_slice(&b);
-            self.0.extend_from_slice(&len.to_le_bytes());
+            let len = self.u32((b.len() + 12) as u32);
+            let ty = self.u32(ty);
+            self.buf.extend_from_slice(&ty);
+            self.buf.extend_from_slice(&len);
+            self.buf.extend_from_slice(&b);
+            self.buf.extend_from_slice(&len);
             self
         }
         fn shb(&mut self) -> &mut Self {
-            let mut b = 0x1a2b_3c4du32.to_le_bytes().to_vec();
-            b.extend_from_slice(&1u16.to_le_bytes());
-            b.extend_from_slice(&0u16.to_le_bytes());
-            b.extend_from_slice(&(-1i64).to_le_bytes());
+            let mut b = self.u32(0x1a2b_3c4d).to_vec();
+            b.extend_from_slice(&self.u16(1));
+            b.extend_from_slice(&self.u16(0));
+            b.extend_from_slice(&[0xff; 8]); // section length: unknown
             self.block(0x0a0d_0d0a, &b)
         }
         fn idb(&mut self, linktype: u16, tsresol: Option<u8>) -> &mut Self {
-            let mut b = linktype.to_le_bytes().to_vec();
+            let mut b = self.u16(linktype).to_vec();
             b.extend_from_slice(&[0, 0]);
-            b.extend_from_slice(&0u32.to_le_bytes());
+            b.extend_from_slice(&self.u32(0));
             if let Some(r) = tsresol {
-                b.extend_from_slice(&9u16.to_le_bytes()); // if_tsresol
-                b.extend_from_slice(&1u16.to_le_bytes());
+                b.extend_from_slice(&self.u16(9)); // if_tsresol
+                b.extend_from_slice(&self.u16(1));
                 b.extend_from_slice(&[r, 0, 0, 0]);
                 b.extend_from_slice(&[0, 0, 0, 0]); // opt_endofopt
             }
             self.block(1, &b)
         }
         fn epb(&mut self, if_id: u32, ts: u64, data: &[u8], orig: u32) -> &mut Self {
-            let mut b = if_id.to_le_bytes().to_vec();
-            b.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
-            b.extend_from_slice(&(ts as u32).to_le_bytes());
-            b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            b.extend_from_slice(&orig.to_le_bytes());
+            let mut b = self.u32(if_id).to_vec();
+            b.extend_from_slice(&self.u32((ts >> 32) as u32));
+            b.extend_from_slice(&self.u32(ts as u32));
+            b.extend_from_slice(&self.u32(data.len() as u32));
+            b.extend_from_slice(&self.u32(orig));
             b.extend_from_slice(data);
             self.block(6, &b)
         }
         fn spb(&mut self, data: &[u8]) -> &mut Self {
-            let mut b = (data.len() as u32).to_le_bytes().to_vec();
+            let mut b = self.u32(data.len() as u32).to_vec();
             b.extend_from_slice(data);
             self.block(3, &b)
         }
@@ -1015,7 +1038,7 @@ mod tests {
 
     #[test]
     fn fixture_parses_to_tcp() {
-        let f = Path::new("/work/shared/fixtures/zktraffic/set_data.pcap");
+        let f = &zk_fixtures().join("set_data.pcap");
         let mut s = PacketSource::open_file(f).unwrap();
         let mut n = 0;
         while let Some(p) = s.next_packet().unwrap() {
@@ -1047,7 +1070,16 @@ mod tests {
 
     #[test]
     fn pcapng_interfaces_resolution_and_unknown_blocks() {
-        let mut ng = Ng::default();
+        for be in [false, true] {
+            pcapng_interfaces(be);
+        }
+    }
+
+    fn pcapng_interfaces(be: bool) {
+        let mut ng = Ng {
+            be,
+            ..Ng::default()
+        };
         ng.shb()
             .idb(1, None) // microseconds (default)
             .idb(113, Some(9)) // nanoseconds
@@ -1061,7 +1093,7 @@ mod tests {
             .epb(2, 3 * 1024 + 512, b"raw", 3);
         // A second section resets the interfaces.
         ng.shb().idb(276, Some(3)).epb(0, 4_000, b"sll2", 4);
-        let bytes = ng.0.clone();
+        let bytes = ng.buf.clone();
         let mut s =
             PacketSource::from_reader("mem.pcapng", Cursor::new(bytes), None, None).unwrap();
         let (p, err) = read_all(&mut s);
@@ -1087,7 +1119,7 @@ mod tests {
     #[test]
     fn pcapng_of_a_fixture_matches_pcap() {
         // Convert a fixture by hand (editcap may be missing) and compare.
-        let f = Path::new("/work/shared/fixtures/zktraffic/omni.pcap");
+        let f = &zk_fixtures().join("omni.pcap");
         let mut s = PacketSource::open_file(f).unwrap();
         let (orig, _) = read_all(&mut s);
         let mut ng = Ng::default();
@@ -1096,13 +1128,13 @@ mod tests {
             ng.epb(0, p.ts.0 as u64, &p.data, p.orig_len);
         }
         let path = std::env::temp_dir().join(format!("zkscope-test-{}.pcapng", std::process::id()));
-        std::fs::write(&path, &ng.0).unwrap();
+        std::fs::write(&path, &ng.buf).unwrap();
         let mut s = PacketSource::open_file(&path).unwrap();
         let (conv, err) = read_all(&mut s);
         assert!(err.is_none());
         assert_eq!(
             s.position(),
-            Some((ng.0.len() as u64, Some(ng.0.len() as u64)))
+            Some((ng.buf.len() as u64, Some(ng.buf.len() as u64)))
         );
         let _ = std::fs::remove_file(&path);
         assert_eq!(conv.len(), orig.len());
@@ -1161,8 +1193,8 @@ mod tests {
             .idb(1, None)
             .epb(0, 1, b"one", 3)
             .epb(0, 2, b"two", 3);
-        let cut = ng.0.len() - 5;
-        let (p, err) = read_bytes(ng.0[..cut].to_vec()).unwrap();
+        let cut = ng.buf.len() - 5;
+        let (p, err) = read_bytes(ng.buf[..cut].to_vec()).unwrap();
         assert_eq!(p.len(), 1);
         assert!(
             matches!(err, Some(CaptureError::Truncated { .. })),
@@ -1217,7 +1249,7 @@ mod tests {
 
     #[test]
     fn short_reads() {
-        let f = std::fs::read("/work/shared/fixtures/zktraffic/create.pcap").unwrap();
+        let f = std::fs::read(zk_fixtures().join("create.pcap")).unwrap();
         let mut s = PacketSource::from_reader("pipe", Trickle(Cursor::new(f)), None, None).unwrap();
         let (p, err) = read_all(&mut s);
         assert!(err.is_none());
@@ -1228,7 +1260,7 @@ mod tests {
             .epb(0, 1, b"one", 3)
             .epb(0, 2, b"two", 3);
         let mut s =
-            PacketSource::from_reader("pipe", Trickle(Cursor::new(ng.0)), None, None).unwrap();
+            PacketSource::from_reader("pipe", Trickle(Cursor::new(ng.buf)), None, None).unwrap();
         assert_eq!(read_all(&mut s).0.len(), 2);
     }
 
@@ -1252,7 +1284,7 @@ mod tests {
 
     #[test]
     fn bpf_filter_on_files() {
-        let f = Path::new("/work/shared/fixtures/zktraffic/omni.pcap");
+        let f = &zk_fixtures().join("omni.pcap");
         let all = read_all(&mut PacketSource::open_file(f).unwrap()).0.len();
         let mut s = PacketSource::open_file_filtered(f, Some("tcp port 2181")).unwrap();
         let (p, err) = read_all(&mut s);
@@ -1286,7 +1318,7 @@ mod tests {
 
     #[test]
     fn stop_flag_ends_file_reading() {
-        let f = Path::new("/work/shared/fixtures/zktraffic/omni.pcap");
+        let f = &zk_fixtures().join("omni.pcap");
         let mut s = PacketSource::open_file(f).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         s.set_stop(stop.clone());
@@ -1313,7 +1345,7 @@ mod tests {
             let mut v = if ng {
                 let mut n = Ng::default();
                 n.shb().idb(1, None);
-                n.0
+                n.buf
             } else {
                 pcap(false, false, 1, &[])
             };
