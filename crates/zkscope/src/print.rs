@@ -442,7 +442,7 @@ impl<W: Write> Printer<W> {
         }
         let c = m.conn;
         let mut head = Head {
-            ts: m.ts.as_secs_f64(),
+            ts: m.ts.micros() as f64 / 1e6,
             proto: "client",
             dir: "request",
             ty: "",

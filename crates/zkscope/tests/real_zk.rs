@@ -195,3 +195,60 @@ fn reconnect_rearms_watches() {
     });
     verify("reconnect_rearms_watches", &[manifest], &cap, &[port]);
 }
+
+/// A TLS client on the plaintext client port (what a client configured for `secureClientPort`
+/// does when pointed at the wrong port): zkscope reports the connection as encrypted instead of
+/// decoding its bytes as garbage, and the ZooKeeper traffic around it still decodes.
+#[test]
+fn tls_handshake_marks_connection_encrypted() {
+    if mode() == Mode::OracleOnly {
+        return;
+    }
+    let zk = ZkServer::standalone(ZkOpts::new());
+    let port = zk.client_port();
+    let dir = TempDir::new("real-zk-tls");
+    let script = format!(
+        "import socket, ssl\n\
+         ctx = ssl.create_default_context()\n\
+         ctx.check_hostname = False\n\
+         ctx.verify_mode = ssl.CERT_NONE\n\
+         s = socket.create_connection(('127.0.0.1', {port}), timeout=5)\n\
+         try:\n    ctx.wrap_socket(s)\nexcept (OSError, ssl.SSLError):\n    pass\n"
+    );
+    let ((), cap) = capture(port, &dir, "tls", || {
+        let out = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        zk.four_letter("ruok").expect("ruok");
+    });
+    let port_arg = format!("--port={port}");
+    let file = zkscope_dump_file(&cap.pcap, &[&port_arg]);
+    let live = cap.live.expect("live output");
+    for (what, msgs, stderr) in [
+        ("file", &file.messages, &file.stderr),
+        ("live", &live.messages, &live.stderr),
+    ] {
+        let tls: Vec<&Value> = msgs
+            .iter()
+            .filter(|m| m["type"] == "TlsConnection")
+            .collect();
+        assert_eq!(tls.len(), 1, "{what}: {msgs:?}\n{stderr}");
+        assert_eq!(tls[0]["encrypted"], true);
+        assert!(
+            msgs.iter()
+                .any(|m| m["type"] == "FourLetterWord" && m["command"] == "ruok"),
+            "{what}: {msgs:?}"
+        );
+        assert!(
+            !msgs.iter().any(|m| m["type"] == "Undecodable"),
+            "{what}: garbage decoded: {msgs:?}"
+        );
+        assert!(stderr.contains("1 TLS connections"), "{what}: {stderr}");
+    }
+}
