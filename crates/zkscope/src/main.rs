@@ -5,6 +5,7 @@
 
 mod dump;
 mod fields;
+mod input;
 mod print;
 mod timefmt;
 
