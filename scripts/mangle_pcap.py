@@ -192,7 +192,8 @@ def fix_checksums(d, t):
 
 
 def with_payload(p, seq, payload):
-    """A copy of whole-frame packet `p` carrying `payload` at `seq` (same flags/ack/options)."""
+    """A copy of whole-frame packet `p` carrying `payload` at `seq` (same ack/options/flags
+    except FIN)."""
     t = p.tcp.copy()
     d = bytearray(p.data[:t.pay]) + payload
     t.ip_end = len(d)
@@ -203,6 +204,8 @@ def with_payload(p, seq, payload):
         struct.pack_into(">H", d, t.l3 + 2, t.ip_end - t.l3)
     struct.pack_into(">I", d, t.l4 + 4, seq & M32)
     t.seq = seq & M32
+    d[t.l4 + 13] &= ~FIN & 0xFF       # the FIN (if any) stays with the original segment only
+    t.flags = d[t.l4 + 13]
     fix_checksums(d, t)
     q = Pkt(p.ts1, p.ts2, d, len(d))
     q.tcp = t
