@@ -199,6 +199,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(n));
     g.sample_size(30);
+    g.measurement_time(std::time::Duration::from_secs(8));
     g.bench_function("parse_track_decode", |b| {
         b.iter(|| run_packets(black_box(&pkts)).sink.msgs)
     });

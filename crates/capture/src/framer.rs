@@ -6,9 +6,13 @@
 //! that is reused and grows with the bytes that actually arrive, never with the announced length,
 //! so a bogus 2 GB prefix costs nothing.
 //!
-//! After a gap (or when a capture starts mid-stream) the framer is *unsynchronised*: it scans for
-//! the next offset where a plausible frame starts, as judged by the caller's validator (which
-//! knows the protocol), and counts the bytes it skipped.
+//! Gaps: when bytes are missing inside a frame whose length is known (a lost segment, or a
+//! packet cut by the capture's snap length), the framer skips exactly the missing bytes, reports
+//! the frame as [`FrameEvent::Holed`] with what it has of its start, and stays in sync. When the
+//! missing bytes may contain a frame boundary, or when a capture starts mid-stream, the framer is
+//! *unsynchronised*: it scans for the next offset where a plausible frame starts, as judged by
+//! the caller (who knows the protocol, see [`FrameEvent::Candidate`]), and counts the bytes it
+//! skipped.
 
 /// What the framer tells its caller.
 #[derive(Debug)]
@@ -16,6 +20,25 @@ pub enum FrameEvent<'a> {
     /// A complete frame.
     Frame {
         /// The bytes after the length prefix.
+        body: &'a [u8],
+    },
+    /// A frame with bytes missing in a gap: `head` is what was captured before the gap (the
+    /// frame's first bytes), `len` its full length.
+    Holed {
+        /// The captured start of the frame.
+        head: &'a [u8],
+        /// The frame's length prefix.
+        len: usize,
+    },
+    /// While resynchronising: could a frame of `len` bytes (at most [`FULL_JUDGE`]) start here?
+    /// `body` is the whole frame when `body.len() == len`, else its first bytes (at least 16, at
+    /// most [`HEAD`]): a candidate is asked about its start first and, if that looks right,
+    /// again once it is whole. The callback answers with its return value; for every other
+    /// event the return value is ignored.
+    Candidate {
+        /// The candidate's length prefix.
+        len: usize,
+        /// The candidate's bytes.
         body: &'a [u8],
     },
     /// A length prefix that is impossible (negative, below the minimum or above the maximum):
@@ -31,18 +54,19 @@ pub enum FrameEvent<'a> {
     },
 }
 
-/// How plausible a candidate frame start is.
-pub trait Validator {
-    /// `len` is the candidate length prefix, `head` the first bytes of its body: at most
-    /// [`Framer::HEAD`] bytes, at least 16 (fewer only if the frame is shorter).
-    fn plausible(&mut self, len: usize, head: &[u8]) -> bool;
-}
-
-impl<F: FnMut(usize, &[u8]) -> bool> Validator for F {
-    fn plausible(&mut self, len: usize, head: &[u8]) -> bool {
-        self(len, head)
-    }
-}
+/// Bytes of a candidate needed before its start is judged (a reply header is 16 bytes).
+const JUDGE: usize = 16;
+/// Longest frame accepted when resynchronising (it is judged whole).
+pub const FULL_JUDGE: usize = 64 << 10;
+/// Bytes of a longer candidate shown to the judge.
+pub const HEAD: usize = 64;
+/// How many unjudged bytes the resynchronising scan may hold before giving up on a candidate.
+const SCAN_LIMIT: usize = FULL_JUDGE + (64 << 10);
+/// Largest frame accepted as a resynchronisation point. A frame is only trusted once it has
+/// been judged whole (and the one after it, when present), so longer ones are skipped: losing
+/// one large frame after a gap costs far less than locking onto a false length and swallowing
+/// megabytes of good frames.
+const RESYNC_MAX_LEN: usize = FULL_JUDGE;
 
 /// Splits one direction of a stream into length-prefixed frames.
 #[derive(Debug)]
@@ -50,28 +74,24 @@ pub struct Framer {
     /// Bytes of an incomplete frame (prefix included) or, when unsynchronised, unscanned bytes.
     buf: Vec<u8>,
     synced: bool,
+    /// Bytes of the current frame still to be skipped (it lost bytes in a gap), the missing
+    /// ones included.
+    hole: Option<usize>,
     min_len: usize,
     max_len: usize,
 }
 
-/// How many unjudged bytes the resynchronising scan may hold before giving up on a candidate.
-const SCAN_LIMIT: usize = 256 * 1024;
-/// Bytes of a candidate body needed to judge it (a reply header is 16 bytes).
-const JUDGE: usize = 16;
-/// Largest frame accepted as a resynchronisation point: ZooKeeper's default `jute.maxbuffer` is
-/// 1 MiB, so a bigger length found by scanning is far more likely noise than a frame.
-const RESYNC_MAX_LEN: usize = 4 << 20;
+/// The event callback: receives events, answers [`FrameEvent::Candidate`]s.
+pub type Callback<'c> = dyn FnMut(FrameEvent<'_>) -> bool + 'c;
 
 impl Framer {
-    /// Bytes of a frame body the validator sees when resynchronising.
-    pub const HEAD: usize = 64;
-
     /// A framer accepting bodies of `min_len..=max_len` bytes. `synced` says whether the
     /// stream is known to start at a frame boundary (the connection's SYN was seen).
     pub fn new(min_len: usize, max_len: usize, synced: bool) -> Self {
         Framer {
             buf: Vec::new(),
             synced,
+            hole: None,
             min_len,
             max_len,
         }
@@ -87,23 +107,65 @@ impl Framer {
         self.buf.len()
     }
 
-    /// Bytes are missing from the stream: drop any partial frame and resynchronise. Returns
-    /// how many buffered bytes were discarded.
-    pub fn gap(&mut self) -> usize {
-        let dropped = self.buf.len();
+    /// `lost` bytes are missing from the stream at this point. If they fall inside the current
+    /// frame (its length is known and it extends past them) the frame is reported
+    /// [`FrameEvent::Holed`] now and the framer stays in sync; otherwise any partial frame is
+    /// dropped and the framer resynchronises. Returns whether a partial frame was dropped.
+    pub fn gap(&mut self, lost: u64, out: &mut Callback<'_>) -> bool {
+        if self.synced {
+            if let Some(remaining) = &mut self.hole {
+                if (*remaining as u64) > lost {
+                    *remaining -= lost as usize;
+                    return false;
+                }
+                let past = lost - *remaining as u64;
+                self.hole = None;
+                if past == 0 {
+                    return false; // the frame ended exactly at the end of the gap
+                }
+            } else if self.buf.len() >= 4 {
+                let len = prefix(&self.buf) as usize;
+                let have = self.buf.len() - 4;
+                let remaining = len - have;
+                if (remaining as u64) > lost {
+                    out(FrameEvent::Holed {
+                        head: &self.buf[4..],
+                        len,
+                    });
+                    self.buf.clear();
+                    self.hole = Some(remaining - lost as usize);
+                    return false;
+                }
+                if remaining as u64 == lost {
+                    out(FrameEvent::Holed {
+                        head: &self.buf[4..],
+                        len,
+                    });
+                    self.buf.clear();
+                    return false;
+                }
+            }
+        }
+        let dropped = !self.buf.is_empty() || self.hole.is_some();
         self.buf.clear();
+        self.hole = None;
         self.synced = false;
         dropped
     }
 
     /// Feeds the next bytes of the stream; `out` receives every event in order.
-    pub fn push<V: Validator>(
-        &mut self,
-        mut data: &[u8],
-        v: &mut V,
-        out: &mut dyn FnMut(FrameEvent<'_>),
-    ) {
+    pub fn push(&mut self, mut data: &[u8], out: &mut Callback<'_>) {
         while self.synced && !data.is_empty() {
+            if let Some(remaining) = &mut self.hole {
+                // Skip the rest of a frame that lost bytes.
+                let take = (*remaining).min(data.len());
+                *remaining -= take;
+                data = &data[take..];
+                if *remaining == 0 {
+                    self.hole = None;
+                }
+                continue;
+            }
             if self.buf.is_empty() {
                 let consumed = self.frames_in_place(data, out);
                 data = &data[consumed..];
@@ -121,13 +183,13 @@ impl Framer {
             return;
         }
         self.buf.extend_from_slice(data);
-        self.drain_unsynced(v, out);
+        self.drain_unsynced(out);
     }
 
     /// Resynchronises on the buffered bytes and emits the frames found there, iteratively.
-    fn drain_unsynced<V: Validator>(&mut self, v: &mut V, out: &mut dyn FnMut(FrameEvent<'_>)) {
+    fn drain_unsynced(&mut self, out: &mut Callback<'_>) {
         loop {
-            self.resync(v, out);
+            self.resync(out);
             if !self.synced {
                 return;
             }
@@ -142,10 +204,10 @@ impl Framer {
     }
 
     /// Emits the complete frames at the start of `data`; returns the bytes consumed.
-    fn frames_in_place(&mut self, data: &[u8], out: &mut dyn FnMut(FrameEvent<'_>)) -> usize {
+    fn frames_in_place(&mut self, data: &[u8], out: &mut Callback<'_>) -> usize {
         let mut pos = 0;
-        while let Some(prefix) = data.get(pos..pos + 4) {
-            let len = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        while let Some(p) = data.get(pos..pos + 4) {
+            let len = prefix(p);
             if !self.len_ok(len) {
                 self.synced = false;
                 out(FrameEvent::BadLength { len });
@@ -164,7 +226,7 @@ impl Framer {
     }
 
     /// Adds bytes to the buffered partial frame; emits it when complete. Returns bytes used.
-    fn fill_buffered(&mut self, data: &[u8], out: &mut dyn FnMut(FrameEvent<'_>)) -> usize {
+    fn fill_buffered(&mut self, data: &[u8], out: &mut Callback<'_>) -> usize {
         let mut used = 0;
         if self.buf.len() < 4 {
             let take = (4 - self.buf.len()).min(data.len());
@@ -174,7 +236,7 @@ impl Framer {
                 return used;
             }
         }
-        let len = i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+        let len = prefix(&self.buf);
         if !self.len_ok(len) {
             // The prefix itself is bad: the rest of `data` goes to the resync scan.
             out(FrameEvent::BadLength { len });
@@ -201,27 +263,46 @@ impl Framer {
         len >= 0 && (len as usize) >= self.min_len && (len as usize) <= self.max_len
     }
 
+    /// Asks the caller about a candidate frame of `len` at the start of `b` (prefix included).
+    /// `None`: its start looks right but not enough bytes are here yet to judge it whole.
+    fn judge(&self, b: &[u8], len: usize, out: &mut Callback<'_>) -> Option<bool> {
+        let avail = b.len() - 4;
+        if avail >= len {
+            return Some(out(FrameEvent::Candidate {
+                len,
+                body: &b[4..4 + len],
+            }));
+        }
+        if avail < len.min(JUDGE) {
+            return None;
+        }
+        // Rule out a bad start at once rather than waiting for the whole frame.
+        if !out(FrameEvent::Candidate {
+            len,
+            body: &b[4..4 + avail.min(HEAD)],
+        }) {
+            return Some(false);
+        }
+        None
+    }
+
     /// Scans `buf` for a plausible frame start. On success `buf` starts there and `synced` is
     /// set; otherwise the scanned bytes that can no longer start a frame are dropped.
-    fn resync<V: Validator>(&mut self, v: &mut V, out: &mut dyn FnMut(FrameEvent<'_>)) {
+    fn resync(&mut self, out: &mut Callback<'_>) {
         let mut start = 0;
         let mut decided = None;
         while start + 4 <= self.buf.len() {
             let b = &self.buf[start..];
-            let len = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            let len = prefix(b);
             if self.len_ok(len) && (len as usize) <= RESYNC_MAX_LEN {
                 let len = len as usize;
-                let avail = b.len() - 4;
-                if avail < len.min(JUDGE) {
-                    // Cannot judge yet: wait for more bytes, unless far too much is pending.
-                    if self.buf.len() - start <= SCAN_LIMIT {
+                match self.judge(b, len, out) {
+                    None if self.buf.len() - start <= SCAN_LIMIT => break, // wait for more
+                    Some(true) if self.next_ok(b, len, out) => {
+                        decided = Some(start);
                         break;
                     }
-                } else if v.plausible(len, &b[4..4 + len.min(Self::HEAD).min(avail)])
-                    && self.next_ok(b, len, v)
-                {
-                    decided = Some(start);
-                    break;
+                    _ => {}
                 }
             }
             start += 1;
@@ -236,26 +317,26 @@ impl Framer {
         }
     }
 
-    /// When the bytes after a candidate frame are present, they must look like a frame too.
-    fn next_ok<V: Validator>(&self, b: &[u8], len: usize, v: &mut V) -> bool {
-        let next = 4 + len;
-        let Some(p) = b.get(next..next + 4) else {
+    /// When the frame after a candidate is present, it must be plausible too.
+    fn next_ok(&self, b: &[u8], len: usize, out: &mut Callback<'_>) -> bool {
+        let Some(next) = b.get(4 + len..) else {
             return true;
         };
-        let nlen = i32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+        if next.len() < 4 {
+            return true;
+        }
+        let nlen = prefix(next);
         if !self.len_ok(nlen) {
             return false;
         }
-        let nlen = nlen as usize;
-        let avail = b.len().saturating_sub(next + 4);
-        if avail < nlen.min(JUDGE) {
-            return true;
-        }
-        match b.get(next + 4..next + 4 + nlen.min(Self::HEAD).min(avail)) {
-            Some(head) => v.plausible(nlen, head),
-            None => true,
-        }
+        // Judged only if it is all there; a partial next frame is not evidence either way.
+        self.judge(next, nlen as usize, out).unwrap_or(true)
     }
+}
+
+/// The big-endian length prefix at the start of `b` (at least 4 bytes).
+fn prefix(b: &[u8]) -> i32 {
+    i32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 #[cfg(test)]
@@ -272,25 +353,31 @@ mod tests {
     #[derive(Default, Debug, PartialEq)]
     struct Got {
         frames: Vec<Vec<u8>>,
+        holed: Vec<(Vec<u8>, usize)>,
         bad: usize,
         skipped: u64,
     }
 
-    fn run(f: &mut Framer, chunks: &[&[u8]], v: &mut impl Validator) -> Got {
-        let mut got = Got::default();
-        for c in chunks {
-            f.push(c, v, &mut |e| match e {
-                FrameEvent::Frame { body } => got.frames.push(body.to_vec()),
-                FrameEvent::BadLength { .. } => got.bad += 1,
-                FrameEvent::Skipped { bytes } => got.skipped += bytes,
-            });
+    impl Got {
+        /// Bodies starting with 0xAB are "plausible".
+        fn on(&mut self, e: FrameEvent<'_>) -> bool {
+            match e {
+                FrameEvent::Frame { body } => self.frames.push(body.to_vec()),
+                FrameEvent::Holed { head, len } => self.holed.push((head.to_vec(), len)),
+                FrameEvent::BadLength { .. } => self.bad += 1,
+                FrameEvent::Skipped { bytes } => self.skipped += bytes,
+                FrameEvent::Candidate { body, .. } => return body.first() == Some(&0xAB),
+            }
+            false
         }
-        got
     }
 
-    /// Bodies starting with 0xAB are "plausible".
-    fn marker(_len: usize, head: &[u8]) -> bool {
-        head.first() == Some(&0xAB)
+    fn run(f: &mut Framer, chunks: &[&[u8]]) -> Got {
+        let mut got = Got::default();
+        for c in chunks {
+            f.push(c, &mut |e| got.on(e));
+        }
+        got
     }
 
     #[test]
@@ -299,7 +386,7 @@ mod tests {
         data.extend(frame(&[0xAB, 2, 3]));
         data.extend(frame(&[0xAB]));
         let mut f = Framer::new(1, 100, true);
-        let got = run(&mut f, &[&data], &mut marker);
+        let got = run(&mut f, &[&data]);
         assert_eq!(
             got.frames,
             vec![vec![0xAB, 1], vec![0xAB, 2, 3], vec![0xAB]]
@@ -315,7 +402,7 @@ mod tests {
         for i in 0..=data.len() {
             for j in i..=data.len() {
                 let mut f = Framer::new(1, 100, true);
-                let got = run(&mut f, &[&data[..i], &data[i..j], &data[j..]], &mut marker);
+                let got = run(&mut f, &[&data[..i], &data[i..j], &data[j..]]);
                 assert_eq!(got.frames.len(), 3, "split at {i},{j}");
                 assert_eq!(got.frames[2], vec![0xAB; 17]);
                 assert_eq!(got.bad, 0);
@@ -329,7 +416,7 @@ mod tests {
         data.extend(frame(&[0xAB, 3]));
         let chunks: Vec<&[u8]> = data.chunks(1).collect();
         let mut f = Framer::new(1, 100, true);
-        let got = run(&mut f, &chunks, &mut marker);
+        let got = run(&mut f, &chunks);
         assert_eq!(got.frames, vec![vec![0xAB, 1, 2], vec![0xAB, 3]]);
     }
 
@@ -338,7 +425,7 @@ mod tests {
         let mut data = 0x7fff_fff0_i32.to_be_bytes().to_vec();
         data.extend(frame(&[0xAB, 5]));
         let mut f = Framer::new(1, 1 << 20, true);
-        let got = run(&mut f, &[&data], &mut marker);
+        let got = run(&mut f, &[&data]);
         assert_eq!(got.bad, 1);
         assert_eq!(got.frames, vec![vec![0xAB, 5]]);
         assert_eq!(got.skipped, 4);
@@ -350,27 +437,78 @@ mod tests {
         let mut data = 0x7fff_fff0_i32.to_be_bytes().to_vec();
         data.extend(frame(&[0xAB, 5]));
         let mut f = Framer::new(1, 1 << 20, true);
-        let got = run(&mut f, &[&data[..2], &data[2..]], &mut marker);
+        let got = run(&mut f, &[&data[..2], &data[2..]]);
         assert_eq!(got.bad, 1);
         assert_eq!(got.frames, vec![vec![0xAB, 5]]);
     }
 
     #[test]
-    fn gap_then_resync_on_next_plausible_frame() {
+    fn gap_inside_a_frame_keeps_sync() {
+        let big = frame(&[0xAB, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let mut f = Framer::new(1, 100, true);
+        let mut got = run(&mut f, &[&big[..6]]);
+        // Bytes 6..9 are lost: the frame is reported with its head, the rest is skipped.
+        assert!(!f.gap(3, &mut |e| got.on(e)));
+        assert_eq!(got.holed, vec![(vec![0xAB, 1], 10)]);
+        let mut rest = big[9..].to_vec();
+        rest.extend(frame(&[0xAB, 42]));
+        let more = run(&mut f, &[&rest]);
+        assert_eq!(more.frames, vec![vec![0xAB, 42]]);
+        assert_eq!(more.skipped, 0);
+        assert!(f.is_synced());
+    }
+
+    #[test]
+    fn gap_ending_exactly_at_frame_end_keeps_sync() {
+        let big = frame(&[0xAB, 1, 2, 3]);
+        let mut f = Framer::new(1, 100, true);
+        let mut got = run(&mut f, &[&big[..5]]);
+        assert!(!f.gap(3, &mut |e| got.on(e)));
+        assert_eq!(got.holed.len(), 1);
+        let more = run(&mut f, &[&frame(&[0xAB, 9])]);
+        assert_eq!(more.frames, vec![vec![0xAB, 9]]);
+    }
+
+    #[test]
+    fn two_gaps_in_one_frame() {
+        let big = frame(&[0xAB; 20]);
+        let mut f = Framer::new(1, 100, true);
+        let mut got = run(&mut f, &[&big[..8]]);
+        f.gap(4, &mut |e| got.on(e));
+        f.push(&big[12..14], &mut |e| got.on(e));
+        f.gap(5, &mut |e| got.on(e));
+        f.push(&big[19..], &mut |e| got.on(e));
+        f.push(&frame(&[0xAB, 3]), &mut |e| got.on(e));
+        assert_eq!(got.holed.len(), 1);
+        assert_eq!(got.frames, vec![vec![0xAB, 3]]);
+    }
+
+    #[test]
+    fn gap_past_the_frame_end_resynchronises() {
         let tail = frame(&[0xAB, 7, 7]);
         let mut f = Framer::new(1, 100, true);
-        // Half a frame, then a gap, then junk plus a good frame.
         let first = frame(&[0xAB, 1, 2, 3, 4, 5]);
-        let got = run(&mut f, &[&first[..5]], &mut marker);
-        assert!(got.frames.is_empty());
-        assert_eq!(f.gap(), 5);
-        let mut after = vec![3, 4, 5];
+        let mut got = run(&mut f, &[&first[..5]]);
+        // The last 5 bytes of this frame and 2 of the next one are lost.
+        assert!(f.gap(7, &mut |e| got.on(e)));
+        assert!(!f.is_synced());
+        let mut after = vec![0, 9, 9];
         after.extend(&tail);
         after.extend(frame(&[0xAB, 8]));
-        let got = run(&mut f, &[&after], &mut marker);
+        let got = run(&mut f, &[&after]);
         assert_eq!(got.frames, vec![vec![0xAB, 7, 7], vec![0xAB, 8]]);
         assert_eq!(got.skipped, 3);
         assert!(f.is_synced());
+    }
+
+    #[test]
+    fn gap_at_a_frame_boundary_resynchronises() {
+        let mut f = Framer::new(1, 100, true);
+        let mut got = run(&mut f, &[&frame(&[0xAB, 1])]);
+        assert!(!f.gap(6, &mut |e| got.on(e)));
+        assert!(!f.is_synced());
+        let got = run(&mut f, &[&frame(&[0xAB, 2])]);
+        assert_eq!(got.frames, vec![vec![0xAB, 2]]);
     }
 
     #[test]
@@ -378,16 +516,16 @@ mod tests {
         let mut data = frame(&[0xAB, 1]);
         data.extend(frame(&[0xAB, 2]));
         let mut f = Framer::new(1, 100, false);
-        let got = run(&mut f, &[&data], &mut marker);
+        let got = run(&mut f, &[&data]);
         assert_eq!(got.frames.len(), 2);
         assert_eq!(got.skipped, 0);
     }
 
     #[test]
-    fn unsynced_waits_for_enough_bytes_to_judge() {
+    fn unsynced_waits_for_the_whole_candidate() {
         let data = frame(&[0xAB, 1, 2]);
         let mut f = Framer::new(1, 100, false);
-        let got = run(&mut f, &[&data[..3], &data[3..]], &mut marker);
+        let got = run(&mut f, &[&data[..5], &data[5..]]);
         assert_eq!(got.frames, vec![vec![0xAB, 1, 2]]);
     }
 
@@ -397,7 +535,7 @@ mod tests {
         let mut data = vec![0, 0, 0, 2, 0xAB, 0, 0x7f, 0xff, 0xff, 0xff];
         data.extend(frame(&[0xAB, 4]));
         let mut f = Framer::new(1, 100, false);
-        let got = run(&mut f, &[&data], &mut marker);
+        let got = run(&mut f, &[&data]);
         assert_eq!(got.frames, vec![vec![0xAB, 4]]);
     }
 
@@ -415,14 +553,15 @@ mod tests {
                 data.push((seed >> 56) as u8);
             }
             let cut = (seed % (n as u64 + 1)) as usize;
-            let _ = run(
-                &mut f,
-                &[&data[..cut], &data[cut..]],
-                &mut |_l: usize, h: &[u8]| h.first().is_some_and(|b| b % 3 == 0),
-            );
+            let mut on = |e: FrameEvent<'_>| match e {
+                FrameEvent::Candidate { body, .. } => body.first().is_some_and(|b| b % 3 == 0),
+                _ => false,
+            };
+            f.push(&data[..cut], &mut on);
             if seed % 5 == 0 {
-                f.gap();
+                f.gap(seed % 40, &mut on);
             }
+            f.push(&data[cut..], &mut on);
         }
     }
 }

@@ -1,5 +1,6 @@
 /*!
-Sans-I/O decoders for ZooKeeper's client protocol (port 2181).
+Sans-I/O decoders for ZooKeeper's wire protocols: the client port (2181),
+the quorum port (ZAB, 2888) and the leader-election port (FLE, 3888).
 
 # Brief overview
 
@@ -32,6 +33,27 @@ are validated once and then iterated lazily.
   fields (request/reply bodies have no enum tag, so callers can merge them
   into their own objects via `serialize_fields`). Data and tokens serialise
   as their length; auth credentials are redacted.
+
+The two server-to-server protocols live in their own modules (not
+re-exported at the root):
+
+* [`election`] (port 3888): [`election::decode_initial`] for the first bytes
+  of a connection (3.4 sid, V1 or V2 initial message),
+  [`election::decode_quorum_auth`] for the optional SASL packets,
+  [`election::decode_notification`] for one vote body (28/36/40/44+N
+  bytes), [`election::parse_config`] for the quorum config text it carries
+  (also used by NEWLEADER and reconfig), and [`election::Zxid`].
+* [`quorum`] (port 2888): [`quorum::decode_packet`] finds one unframed
+  `QuorumPacket` on the stream, [`quorum::QuorumPacket::body`] decodes its
+  data by type (forwarded requests via the client decoders, transactions
+  incl. multi and digests, pings, learner info…),
+  [`quorum::plausible_packet_start`] helps to resynchronise, and
+  [`quorum::SnapshotSkipper`] walks over the raw snapshot after SNAP.
+
+Their stream decoders return [`election::Status`]: `Partial` (need more
+bytes), `Complete((consumed, message))` or `Invalid` (lengths are capped, so
+garbage never makes a caller wait forever). Body decoders return `Result`
+like the client ones.
 
 A truncated input is always `Err` with [`jute::ErrorKind::Truncated`],
 except where a shorter input is itself a complete record: a `ConnectRequest`
@@ -80,7 +102,9 @@ assert_eq!(err.to_string(), "truncated at byte 8 reading `path`");
 )]
 
 pub mod client;
+pub mod election;
 pub mod jute;
+pub mod quorum;
 
 pub use client::*;
 pub use jute::{DecodeError, ErrorKind, JStr};

@@ -218,6 +218,9 @@ impl<W: Write> Printer<W> {
                 }
             }
         }
+        if m.cut {
+            self.line.push_str(" (cut: bytes missing from the capture)");
+        }
         if let Some(e) = &m.error {
             let _ = write!(self.line, " decode_error=\"{e}\"");
             if self.opts.dump_bad {
@@ -383,6 +386,9 @@ struct Head<'a> {
     /// The header decoded but the body did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     decode_error: Option<String>,
+    /// The frame lost bytes in a gap; only its start was decoded.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cut: bool,
 }
 
 /// A session id, serialised as lowercase hex.
@@ -461,6 +467,7 @@ impl<W: Write> Printer<W> {
             session: c.session.map(Hex),
             conn: c.id,
             decode_error: m.error.as_ref().map(ToString::to_string),
+            cut: m.cut,
         };
         let out = &mut self.out;
         let r = match &m.kind {

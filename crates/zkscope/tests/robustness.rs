@@ -541,18 +541,13 @@ fn dropped_segments_lose_little_and_are_reported() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// Known zkscope weakness (`plausible_request` / `plausible_reply` in
-/// crates/capture/src/client.rs, `Framer::resync` / `next_ok` in framer.rs):
-/// after a gap the resynchronising scan judges a candidate frame start on its
-/// header alone, and accepts it when the bytes after the candidate frame are
-/// not there yet. Seed 12 locks onto "\0\0\x05world\0\0\0\x06" inside a
-/// create's ACL (a 1399-byte "getACL" with xid 0x6f726c64 = "orld"); seeds 23
-/// and 26 lock onto reply "headers" inside Stat/data bytes (xid 498160128 or
-/// 0, lengths of 22 kB to 101 kB): the framer then waits for that many bytes
-/// and swallows the rest of the connection's replies (~200 requests left
-/// without a reply). Run with `cargo test --test robustness -- --ignored`.
+/// After a gap the resynchronising scan must not lock onto false frame starts. Seed 12 has
+/// "\0\0\x05world\0\0\0\x06" inside a create's ACL (a 1399-byte "getACL" with xid
+/// 0x6f726c64 = "orld"); seeds 23 and 26 have reply "headers" inside Stat/data bytes (xid
+/// 498160128 or 0, lengths of 22 kB to 101 kB), and a 418 kB "request" inside setData data.
+/// Candidates are now judged whole (and the frame after them), replies must answer a pending
+/// request, and frames over 64 KiB are never resynchronisation points.
 #[test]
-#[ignore = "known zkscope bug: resync after a gap locks onto false frame starts"]
 fn dropped_segments_never_derail_the_stream() {
     let dir = TempDir::new("robust-drop-derail");
     let (pcap, truth) = generate(&dir);

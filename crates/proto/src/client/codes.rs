@@ -176,6 +176,32 @@ impl OpCode {
         )
     }
 
+    /// Whether the request record starts with a path (so a cut frame may still show it).
+    pub fn starts_with_path(self) -> bool {
+        matches!(
+            self,
+            OpCode::CREATE
+                | OpCode::CREATE2
+                | OpCode::CREATE_CONTAINER
+                | OpCode::CREATE_TTL
+                | OpCode::DELETE
+                | OpCode::EXISTS
+                | OpCode::GET_DATA
+                | OpCode::SET_DATA
+                | OpCode::GET_ACL
+                | OpCode::SET_ACL
+                | OpCode::GET_CHILDREN
+                | OpCode::GET_CHILDREN2
+                | OpCode::SYNC
+                | OpCode::CHECK
+                | OpCode::CHECK_WATCHES
+                | OpCode::REMOVE_WATCHES
+                | OpCode::GET_EPHEMERALS
+                | OpCode::GET_ALL_CHILDREN_NUMBER
+                | OpCode::ADD_WATCH
+        )
+    }
+
     /// True for requests carrying a `watch` boolean (exists, getData,
     /// getChildren, getChildren2).
     pub fn has_watch_flag(self) -> bool {

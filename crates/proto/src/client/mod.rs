@@ -21,8 +21,8 @@ pub use reply::{
     ReplyHeader, WatchEvent,
 };
 pub use request::{
-    decode_request, MultiOp, MultiOps, MultiOpsIter, Request, RequestBody, RequestHeader,
-    MAX_MULTI_OPS,
+    decode_request, decode_request_prefix, MultiOp, MultiOps, MultiOpsIter, Request, RequestBody,
+    RequestHeader, MAX_MULTI_OPS,
 };
 
 /// xid of watch notifications (server → client only).

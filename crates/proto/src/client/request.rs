@@ -213,6 +213,14 @@ pub enum RequestBody<'a> {
         /// Body length in bytes.
         len: usize,
     },
+    /// Only the start of the frame was captured (snap length, lost segment): what could be
+    /// read of it. See [`decode_request_prefix`].
+    Partial {
+        /// The path, when the record starts with one and it was captured whole.
+        path: Option<JStr<'a>>,
+        /// Body bytes captured (after the header).
+        captured: usize,
+    },
 }
 
 impl<'a> RequestBody<'a> {
@@ -363,6 +371,7 @@ impl<'a> RequestBody<'a> {
             | RequestBody::AddWatch { path, .. }
             | RequestBody::DeleteContainer { path } => Some(path),
             RequestBody::GetEphemerals { prefix } => Some(prefix),
+            RequestBody::Partial { path, .. } => path,
             _ => None,
         }
     }
@@ -485,6 +494,12 @@ impl<'a> RequestBody<'a> {
             }
             RequestBody::Empty => Ok(()),
             RequestBody::Unknown { len } => m.serialize_entry("body_len", len),
+            RequestBody::Partial { path, captured } => {
+                if let Some(p) = path {
+                    m.serialize_entry("path", p)?;
+                }
+                m.serialize_entry("captured_body_len", captured)
+            }
         }
     }
 }
@@ -538,6 +553,25 @@ pub fn decode_request(frame: &[u8]) -> Result<Request<'_>> {
         header,
         body,
         trailing: r.remaining(),
+    })
+}
+
+/// Decodes what can be read of a client → server frame of which only `head`, its start, was
+/// captured: the header and, for records that start with a path, the path if it is whole.
+pub fn decode_request_prefix(head: &[u8]) -> Result<Request<'_>> {
+    let mut r = Reader::new(head);
+    let header = RequestHeader::read(&mut r)?;
+    let path_first = header.opcode.starts_with_path();
+    let captured = r.remaining();
+    let path = if path_first {
+        r.ustring("path").ok().flatten()
+    } else {
+        None
+    };
+    Ok(Request {
+        header,
+        body: RequestBody::Partial { path, captured },
+        trailing: 0,
     })
 }
 

@@ -273,7 +273,7 @@ pub fn rust_reconnect_workload(zk_server: &mut ZkServer, prefix: &str) -> Value 
     let p = prefix.to_string();
     let data = format!("{p}/data");
     let later = format!("{p}/later");
-    let (c, session, mut r, w_data, w_exist, w_child) = rt.block_on(async {
+    let (c, session, mut r, w_data, w_exist, w_child, mut sw) = rt.block_on(async {
         let c = connect(&server).await;
         let session = sid(&c);
         let mut r = Recorder::new();
@@ -308,17 +308,26 @@ pub fn rust_reconnect_workload(zk_server: &mut ZkServer, prefix: &str) -> Value 
             json!({"watch": true}),
         );
         let (_, w_child) = res.unwrap();
-        (c, session, r, w_data, w_exist, w_child)
+        // Watch the session state from before the restart, so the disconnect is not missed.
+        let sw = c.state_watcher();
+        (c, session, r, w_data, w_exist, w_child, sw)
     });
 
     // restart the server under the client's feet, same ports and data
     zk_server.restart();
 
     rt.block_on(async {
-        // wait until the client is connected again with the same session
-        let mut sw = c.state_watcher();
+        // wait until the client has lost the connection and is connected again with the
+        // same session
         let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-        while sw.peek_state() != zk::SessionState::SyncConnected {
+        let mut saw_disconnect = false;
+        loop {
+            let state = sw.peek_state();
+            if state != zk::SessionState::SyncConnected {
+                saw_disconnect = true;
+            } else if saw_disconnect {
+                break;
+            }
             if tokio::time::timeout_at(deadline, sw.changed())
                 .await
                 .is_err()
