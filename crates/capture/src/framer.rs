@@ -543,7 +543,7 @@ mod tests {
     fn arbitrary_input_never_panics() {
         let mut seed = 0x1234_5678_u64;
         for _ in 0..2000 {
-            let mut f = Framer::new(8, 4096, seed % 2 == 0);
+            let mut f = Framer::new(8, 4096, seed.is_multiple_of(2));
             let n = (seed % 300) as usize;
             let mut data = Vec::with_capacity(n);
             for _ in 0..n {
@@ -558,7 +558,7 @@ mod tests {
                 _ => false,
             };
             f.push(&data[..cut], &mut on);
-            if seed % 5 == 0 {
+            if seed.is_multiple_of(5) {
                 f.gap(seed % 40, &mut on);
             }
             f.push(&data[cut..], &mut on);

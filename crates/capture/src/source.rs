@@ -465,7 +465,7 @@ impl FileSource {
                 [0x1a, 0x2b, 0x3c, 0x4d] => u32::from_be_bytes([len[0], len[1], len[2], len[3]]),
                 _ => return Err(CaptureError::NotPcap { name }),
             } as usize;
-            if !(28..BUF_INITIAL).contains(&len) || len % 4 != 0 {
+            if !(28..BUF_INITIAL).contains(&len) || !len.is_multiple_of(4) {
                 return Err(CaptureError::Corrupt {
                     name,
                     offset: 0,
@@ -970,7 +970,7 @@ mod tests {
         }
         fn block(&mut self, ty: u32, body: &[u8]) -> &mut Self {
             let mut b = body.to_vec();
-            while b.len() % 4 != 0 {
+            while !b.len().is_multiple_of(4) {
                 b.push(0);
             }
             let len = self.u32((b.len() + 12) as u32);

@@ -51,6 +51,9 @@ pub struct DumpArgs {
     /// Print the date with each timestamp.
     #[arg(long)]
     pub date: bool,
+
+    #[command(flatten)]
+    pub compat: crate::stats::CompatArgs,
 }
 
 impl<W: Write> Consumer for Printer<W> {
@@ -63,6 +66,9 @@ impl<W: Write> Consumer for Printer<W> {
 }
 
 pub fn run(args: DumpArgs) -> Result<ExitCode> {
+    if args.compat.active() {
+        return crate::stats::dump_compat(&args.input, &args.compat, args.include_pings);
+    }
     let stdout = io::stdout();
     let opts = PrintOptions {
         format: args.format,

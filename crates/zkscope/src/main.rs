@@ -7,6 +7,7 @@ mod dump;
 mod fields;
 mod input;
 mod print;
+mod stats;
 mod timefmt;
 
 use std::process::ExitCode;
@@ -33,12 +34,18 @@ struct Cli {
 enum Command {
     /// Decode ZooKeeper client traffic: one line per request with its reply and latency.
     Dump(dump::DumpArgs),
+    /// Count calls (requests with their outcome) grouped by path, type, client, session, …
+    Count(stats::StatsArgs),
+    /// Latency percentiles of calls (HDR histograms) grouped by path, type, client, …
+    Latency(stats::StatsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dump(args) => dump::run(args),
+        Command::Count(args) => stats::run(args, stats::Mode::Count),
+        Command::Latency(args) => stats::run(args, stats::Mode::Latency),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,608 @@
+//! Grouping calls by keys, with counts and latency distributions per group.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use zkscope_capture::client::{ClientSink, Msg};
+use zkscope_capture::packet::Timestamp;
+use zkscope_proto::client::OpCode;
+
+use crate::call::{Call, CallBuilder, CallKind};
+use crate::key::{push_display, push_lossy, GroupKey, PathNorm, UnknownKey, SEP};
+use crate::latency::{ns_to_us, LatencyStats};
+
+/// The value of every key of the row that gathers groups beyond the cap.
+pub const OTHER: &str = "(other)";
+
+/// The error key of calls without a reply.
+pub const NO_REPLY: &str = "(no reply)";
+
+/// Which calls are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filter {
+    /// Pings.
+    pub pings: bool,
+    /// closeSession requests.
+    pub close: bool,
+    /// Connect handshakes.
+    pub connects: bool,
+    /// Watch notifications (one-sided calls of op `notification`).
+    pub events: bool,
+    /// Four-letter words.
+    pub four_letter: bool,
+    /// Requests whose reply was not captured.
+    pub unanswered: bool,
+}
+
+impl Default for Filter {
+    /// Every request (pings, closes and handshakes included) and four-letter word; no events.
+    fn default() -> Self {
+        Filter {
+            pings: true,
+            close: true,
+            connects: true,
+            events: false,
+            four_letter: true,
+            unanswered: true,
+        }
+    }
+}
+
+impl Filter {
+    /// Whether `c` is recorded.
+    pub fn accepts(&self, c: &Call<'_>) -> bool {
+        let kind_ok = match c.kind {
+            CallKind::Request(OpCode::PING) => self.pings,
+            CallKind::Request(OpCode::CLOSE_SESSION) => self.close,
+            CallKind::Request(_) => true,
+            CallKind::Connect { .. } => self.connects,
+            CallKind::Event(_) => self.events,
+            CallKind::FourLetter(_) => self.four_letter,
+        };
+        kind_ok && (self.unanswered || c.err.is_some())
+    }
+}
+
+/// What an [`Aggregator`] groups by and keeps.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Group keys, in column order (none: one row for everything).
+    pub keys: Vec<GroupKey>,
+    /// Path normalisation.
+    pub paths: PathNorm,
+    /// Distinct groups kept; calls of later groups are folded into one `(other)` row.
+    pub max_groups: usize,
+    /// Keep latency distributions.
+    pub latency: bool,
+    /// Count calls slower than this (nanoseconds).
+    pub slow_ns: Option<i64>,
+    /// Which calls are recorded.
+    pub filter: Filter,
+    /// Stop after this many calls.
+    pub limit: Option<u64>,
+    /// Stop once a call completes this long (nanoseconds, capture clock) after the first
+    /// message.
+    pub duration_ns: Option<i64>,
+    /// Connections whose state (auth identity, pending handshake) is kept.
+    pub max_conns: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            keys: vec![GroupKey::Type],
+            paths: PathNorm::default(),
+            max_groups: 100_000,
+            latency: true,
+            slow_ns: None,
+            filter: Filter::default(),
+            limit: None,
+            duration_ns: None,
+            max_conns: 1 << 20,
+        }
+    }
+}
+
+/// Counters and the latency distribution of one group.
+#[derive(Debug, Clone, Default)]
+pub struct Group {
+    /// Calls.
+    pub count: u64,
+    /// Calls answered with an error (not `OK`).
+    pub errors: u64,
+    /// Calls without a captured reply.
+    pub no_reply: u64,
+    /// Calls slower than the `slow` threshold.
+    pub slow: u64,
+    /// Latencies of the answered calls (empty unless [`Config::latency`]).
+    pub latency: LatencyStats,
+    /// Order of creation (ties in sorts keep first-seen order).
+    pub seq: u64,
+}
+
+impl Group {
+    fn add(&mut self, c: &Call<'_>, latency: bool, slow_ns: Option<i64>) {
+        self.count += 1;
+        match c.err {
+            None => self.no_reply += 1,
+            Some(e) if !e.is_ok() => self.errors += 1,
+            Some(_) => {}
+        }
+        if let Some(l) = c.latency_ns {
+            if latency {
+                self.latency.record_ns(l);
+            }
+            if slow_ns.is_some_and(|s| l > s) {
+                self.slow += 1;
+            }
+        }
+    }
+
+    /// Adds another group's counts and samples.
+    pub fn merge(&mut self, o: &Group) {
+        self.count += o.count;
+        self.errors += o.errors;
+        self.no_reply += o.no_reply;
+        self.slow += o.slow;
+        self.latency.merge(&o.latency);
+    }
+
+    /// The figures a table shows.
+    pub fn summary(&self) -> Summary {
+        let l = &self.latency;
+        let [p50, p95, p99, p999] = l.quantiles_us([0.5, 0.95, 0.99, 0.999]);
+        Summary {
+            count: self.count,
+            errors: self.errors,
+            no_reply: self.no_reply,
+            slow: self.slow,
+            samples: l.count(),
+            avg_us: l.mean_us(),
+            p50_us: p50,
+            p95_us: p95,
+            p99_us: p99,
+            p999_us: p999,
+            max_us: l.max_ns().map(ns_to_us),
+        }
+    }
+}
+
+/// A group's figures (latencies in microseconds; `None` without samples).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Summary {
+    /// Calls.
+    pub count: u64,
+    /// Calls answered with an error.
+    pub errors: u64,
+    /// Calls without a captured reply.
+    pub no_reply: u64,
+    /// Calls slower than the threshold.
+    pub slow: u64,
+    /// Latency samples (answered calls).
+    pub samples: u64,
+    /// Exact mean.
+    pub avg_us: Option<f64>,
+    /// Median.
+    pub p50_us: Option<u64>,
+    /// 95th percentile.
+    pub p95_us: Option<u64>,
+    /// 99th percentile.
+    pub p99_us: Option<u64>,
+    /// 99.9th percentile.
+    pub p999_us: Option<u64>,
+    /// Exact maximum.
+    pub max_us: Option<u64>,
+}
+
+/// A column of a table, for sorting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// Calls.
+    Count,
+    /// Calls answered with an error.
+    Errors,
+    /// Calls without a reply.
+    NoReply,
+    /// Calls slower than the threshold.
+    Slow,
+    /// Mean latency.
+    Avg,
+    /// Median latency.
+    P50,
+    /// 95th percentile.
+    P95,
+    /// 99th percentile.
+    P99,
+    /// 99.9th percentile.
+    P999,
+    /// Largest latency.
+    Max,
+    /// The i-th group key.
+    Key(usize),
+}
+
+impl Column {
+    /// Parses a column name (`count`, `errors`, `no_reply`, `slow`, `avg`, `p50`, `p95`,
+    /// `p99`, `p999`, `max`, or one of `keys`; `_us` suffixes are accepted).
+    pub fn parse(s: &str, keys: &[GroupKey]) -> Result<Column, UnknownKey> {
+        let l = s.trim().to_ascii_lowercase();
+        let l = l.strip_suffix("_us").unwrap_or(&l);
+        Ok(match l {
+            "count" | "calls" => Column::Count,
+            "errors" => Column::Errors,
+            "no_reply" | "no-reply" => Column::NoReply,
+            "slow" => Column::Slow,
+            "avg" | "mean" => Column::Avg,
+            "p50" | "median" => Column::P50,
+            "p95" => Column::P95,
+            "p99" => Column::P99,
+            "p999" | "p99.9" => Column::P999,
+            "max" => Column::Max,
+            _ => {
+                let k: GroupKey = l.parse()?;
+                match keys.iter().position(|&x| x == k) {
+                    Some(i) => Column::Key(i),
+                    None => return Err(UnknownKey(format!("{s} (not a --group-by key)"))),
+                }
+            }
+        })
+    }
+
+    fn metric(self, s: &Summary) -> Option<f64> {
+        match self {
+            Column::Count => Some(s.count as f64),
+            Column::Errors => Some(s.errors as f64),
+            Column::NoReply => Some(s.no_reply as f64),
+            Column::Slow => Some(s.slow as f64),
+            Column::Avg => s.avg_us,
+            Column::P50 => s.p50_us.map(|v| v as f64),
+            Column::P95 => s.p95_us.map(|v| v as f64),
+            Column::P99 => s.p99_us.map(|v| v as f64),
+            Column::P999 => s.p999_us.map(|v| v as f64),
+            Column::Max => s.max_us.map(|v| v as f64),
+            Column::Key(_) => None,
+        }
+    }
+}
+
+/// One row of a table.
+#[derive(Debug, Clone)]
+pub struct Row<'a> {
+    /// The key values, in key order (empty string: the call had none, e.g. no path).
+    pub values: Vec<&'a str>,
+    /// The group.
+    pub group: &'a Group,
+    /// Its figures.
+    pub summary: Summary,
+    /// The `(other)` row.
+    pub other: bool,
+}
+
+/// Sorts rows by a column: numbers descending (rows without a value last), keys ascending;
+/// ties keep first-seen order.
+pub fn sort_rows(rows: &mut [Row<'_>], by: Column) {
+    rows.sort_by(|a, b| {
+        let ord = match by {
+            Column::Key(i) => a.values.get(i).cmp(&b.values.get(i)),
+            _ => {
+                let (x, y) = (by.metric(&a.summary), by.metric(&b.summary));
+                match (x, y) {
+                    (Some(x), Some(y)) => y.total_cmp(&x),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                }
+            }
+        };
+        ord.then(a.group.seq.cmp(&b.group.seq))
+    });
+}
+
+/// Groups calls by keys. Memory is bounded by [`Config::max_groups`].
+#[derive(Debug)]
+pub struct GroupTable {
+    keys: Vec<GroupKey>,
+    paths: PathNorm,
+    max_groups: usize,
+    latency: bool,
+    slow_ns: Option<i64>,
+    groups: HashMap<Box<str>, Group>,
+    other: Group,
+    /// Calls folded into the `(other)` row.
+    pub folded: u64,
+    buf: String,
+    next_seq: u64,
+}
+
+impl GroupTable {
+    /// An empty table.
+    pub fn new(cfg: &Config) -> Self {
+        GroupTable {
+            keys: cfg.keys.clone(),
+            paths: cfg.paths,
+            max_groups: cfg.max_groups,
+            latency: cfg.latency,
+            slow_ns: cfg.slow_ns,
+            groups: HashMap::new(),
+            other: Group::default(),
+            folded: 0,
+            buf: String::with_capacity(256),
+            next_seq: 0,
+        }
+    }
+
+    /// The group keys.
+    pub fn keys(&self) -> &[GroupKey] {
+        &self.keys
+    }
+
+    /// Writes the composite key of `c` into `buf`.
+    fn write_key(&mut self, c: &Call<'_>) {
+        let out = &mut self.buf;
+        out.clear();
+        for (i, k) in self.keys.iter().enumerate() {
+            if i > 0 {
+                out.push(SEP);
+            }
+            write_value(out, *k, self.paths, c);
+        }
+    }
+
+    /// Adds a call to its group.
+    pub fn record(&mut self, c: &Call<'_>) {
+        self.write_key(c);
+        let (latency, slow) = (self.latency, self.slow_ns);
+        if let Some(g) = self.groups.get_mut(self.buf.as_str()) {
+            g.add(c, latency, slow);
+        } else if self.groups.len() < self.max_groups {
+            let mut g = Group {
+                seq: self.next_seq,
+                ..Group::default()
+            };
+            self.next_seq += 1;
+            g.add(c, latency, slow);
+            self.groups.insert(self.buf.as_str().into(), g);
+        } else {
+            self.folded += 1;
+            self.other.add(c, latency, slow);
+        }
+    }
+
+    /// Distinct groups (the `(other)` row not included).
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.folded == 0
+    }
+
+    /// The rows, in first-seen order (the `(other)` row not included).
+    pub fn rows(&self) -> Vec<Row<'_>> {
+        let n = self.keys.len();
+        let mut rows: Vec<Row<'_>> = self
+            .groups
+            .iter()
+            .map(|(k, g)| {
+                let mut values: Vec<&str> = if n == 0 {
+                    Vec::new()
+                } else {
+                    k.split(SEP).collect()
+                };
+                values.resize(n, "");
+                Row {
+                    values,
+                    group: g,
+                    summary: g.summary(),
+                    other: false,
+                }
+            })
+            .collect();
+        rows.sort_by_key(|r| r.group.seq);
+        rows
+    }
+
+    /// The row of the calls folded beyond [`Config::max_groups`], if any.
+    pub fn other_row(&self) -> Option<Row<'_>> {
+        (self.folded > 0).then(|| Row {
+            values: vec![OTHER; self.keys.len()],
+            group: &self.other,
+            summary: self.other.summary(),
+            other: true,
+        })
+    }
+
+    /// Every call in one group.
+    pub fn total(&self) -> Group {
+        let mut t = self.other.clone();
+        for g in self.groups.values() {
+            t.merge(g);
+        }
+        t
+    }
+}
+
+/// Appends the value of key `k` for call `c`.
+pub fn write_value(out: &mut String, k: GroupKey, paths: PathNorm, c: &Call<'_>) {
+    match k {
+        GroupKey::Path => {
+            if let Some(p) = c.path {
+                paths.write(out, p);
+            }
+        }
+        GroupKey::Type => out.push_str(c.kind.type_name()),
+        GroupKey::Op => match c.kind {
+            CallKind::Request(op) => match op.name() {
+                Some(n) => out.push_str(n),
+                None => {
+                    let _ = write!(out, "{}", op.0);
+                }
+            },
+            CallKind::Connect { .. } => out.push_str("connect"),
+            CallKind::Event(_) => out.push_str("notification"),
+            CallKind::FourLetter(cmd) => out.push_str(cmd),
+        },
+        GroupKey::Client => push_display(out, c.conn.client),
+        GroupKey::ClientIp => push_display(out, c.conn.client.ip()),
+        GroupKey::Session => {
+            if let Some(s) = c.conn.session {
+                let _ = write!(out, "{s:#x}");
+            }
+        }
+        GroupKey::Auth => push_lossy(out, c.auth.as_bytes()),
+        GroupKey::Server => push_display(out, c.conn.server),
+        GroupKey::Error => match c.err {
+            Some(e) => match e.name() {
+                Some(n) => out.push_str(n),
+                None => {
+                    let _ = write!(out, "{}", e.0);
+                }
+            },
+            None => out.push_str(NO_REPLY),
+        },
+    }
+}
+
+/// A [`ClientSink`] that turns messages into calls and groups them: the engine of
+/// `zkscope count` and `zkscope latency`. Sans-I/O, clocked by capture timestamps.
+#[derive(Debug)]
+pub struct Aggregator {
+    calls: CallBuilder,
+    table: GroupTable,
+    filter: Filter,
+    limit: Option<u64>,
+    duration_ns: Option<i64>,
+    first_ts: Option<Timestamp>,
+    last_ts: Option<Timestamp>,
+    recorded: u64,
+    stopped: bool,
+}
+
+impl Aggregator {
+    /// An aggregator with its configuration.
+    pub fn new(cfg: &Config) -> Self {
+        Aggregator {
+            calls: CallBuilder::new(cfg.max_conns),
+            table: GroupTable::new(cfg),
+            filter: cfg.filter,
+            limit: cfg.limit,
+            duration_ns: cfg.duration_ns,
+            first_ts: None,
+            last_ts: None,
+            recorded: 0,
+            stopped: false,
+        }
+    }
+
+    /// True once the call limit or the duration was reached: later calls are ignored.
+    pub fn done(&self) -> bool {
+        self.stopped
+    }
+
+    /// Calls recorded.
+    pub fn recorded(&self) -> u64 {
+        self.recorded
+    }
+
+    /// The table.
+    pub fn table(&self) -> &GroupTable {
+        &self.table
+    }
+
+    /// The call builder's counters.
+    pub fn calls(&self) -> &CallBuilder {
+        &self.calls
+    }
+
+    /// Capture time of the first and last messages seen.
+    pub fn time_range(&self) -> Option<(Timestamp, Timestamp)> {
+        Some((self.first_ts?, self.last_ts?))
+    }
+
+    /// Records the handshakes still unanswered at the end of the input.
+    pub fn finish(&mut self) {
+        let end = self.last_ts.unwrap_or(Timestamp::ZERO);
+        let Aggregator {
+            calls,
+            table,
+            filter,
+            limit,
+            duration_ns,
+            first_ts,
+            recorded,
+            stopped,
+            ..
+        } = self;
+        let mut st = State {
+            table,
+            filter,
+            limit: *limit,
+            duration_ns: *duration_ns,
+            first_ts: *first_ts,
+            recorded,
+            stopped,
+        };
+        calls.finish(end, &mut |c| st.take(c));
+    }
+}
+
+struct State<'s> {
+    table: &'s mut GroupTable,
+    filter: &'s Filter,
+    limit: Option<u64>,
+    duration_ns: Option<i64>,
+    first_ts: Option<Timestamp>,
+    recorded: &'s mut u64,
+    stopped: &'s mut bool,
+}
+
+impl State<'_> {
+    fn take(&mut self, c: &Call<'_>) {
+        if *self.stopped || !self.filter.accepts(c) {
+            return;
+        }
+        if let (Some(d), Some(first)) = (self.duration_ns, self.first_ts) {
+            if c.end.0.saturating_sub(first.0) >= d {
+                *self.stopped = true;
+                return;
+            }
+        }
+        self.table.record(c);
+        *self.recorded += 1;
+        if self.limit.is_some_and(|n| *self.recorded >= n) {
+            *self.stopped = true;
+        }
+    }
+}
+
+impl ClientSink for Aggregator {
+    fn message(&mut self, m: &Msg<'_>) {
+        if self.stopped {
+            return;
+        }
+        self.first_ts.get_or_insert(m.ts);
+        self.last_ts = Some(self.last_ts.map_or(m.ts, |t| t.max(m.ts)));
+        let Aggregator {
+            calls,
+            table,
+            filter,
+            limit,
+            duration_ns,
+            first_ts,
+            recorded,
+            stopped,
+            ..
+        } = self;
+        let mut st = State {
+            table,
+            filter,
+            limit: *limit,
+            duration_ns: *duration_ns,
+            first_ts: *first_ts,
+            recorded,
+            stopped,
+        };
+        calls.message(m, &mut |c| st.take(c));
+    }
+}

@@ -1,0 +1,595 @@
+//! `zkscope count` and `zkscope latency`: calls grouped by keys, with counts and latency
+//! percentiles, printed as a table sized to the terminal, a JSON array or CSV. Also zk-dump's
+//! `--count-requests` / `--measure-latency` for `zkscope dump` ([`dump_compat`]).
+//!
+//! A *call* is a request together with its outcome: its reply (error code, latency) or none.
+//! Calls are counted when the outcome is known, so every row can be split by error. Connect
+//! handshakes (op `connect`, answered by the ConnectResponse), pings, closes and four-letter
+//! words (op = the command) are calls; watch notifications are added with `--events`.
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use zkscope_analysis::compat::{latency_config, latency_table, ArrivalCounter, CompatGroup};
+use zkscope_analysis::fmt::{fit_widths, human_us, parse_duration, truncate};
+use zkscope_analysis::{
+    sort_rows, Aggregator, Column, Config, Filter, GroupKey, PathNorm, Row, Summary,
+};
+
+use crate::input::{Consumer, InputArgs, Outcome};
+
+/// Distinct groups kept by the zk-dump compatible modes.
+const COMPAT_MAX_GROUPS: usize = 100_000;
+
+/// Table width when standard output is not a terminal (and `COLUMNS` is not set).
+const DEFAULT_WIDTH: usize = 100;
+
+/// Which table a run prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `zkscope count`.
+    Count,
+    /// `zkscope latency`.
+    Latency,
+}
+
+/// Output format of the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFormat {
+    /// An aligned table sized to the terminal.
+    Text,
+    /// A JSON array with one object per row.
+    Json,
+    /// CSV with a header line.
+    Csv,
+}
+
+/// Options of `zkscope count` and `zkscope latency`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Group keys: path, type, op, client, client_ip, session, auth, server, error.\n\
+Sort columns: count, errors, no_reply, slow, avg, p50, p95, p99, p999, max, or a group key.\n\n\
+Examples:\n  zkscope count -r capture.pcap --group-by type,path --top 20\n  \
+zkscope latency -i any --duration 30s --group-by op --slow 50ms\n  \
+zkscope latency -r capture.pcap --group-by client_ip --sort-by p99 --format json"
+)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Group by these keys (comma-separated).
+    #[arg(
+        short = 'g',
+        long = "group-by",
+        value_name = "KEYS",
+        value_delimiter = ',',
+        default_value = "type",
+        help_heading = "Grouping"
+    )]
+    pub group_by: Vec<GroupKey>,
+
+    /// Group paths by their first D components (0 = whole path), like zktraffic.
+    #[arg(
+        long = "aggregation-depth",
+        visible_alias = "depth",
+        value_name = "D",
+        default_value_t = 0,
+        help_heading = "Grouping"
+    )]
+    pub aggregation_depth: usize,
+
+    /// Fold the counter of sequential znodes: lock-0000000012 → lock-N.
+    #[arg(long = "fold-sequential", help_heading = "Grouping")]
+    pub fold_sequential: bool,
+
+    /// Count watch notifications too (as op `notification`, type = the event type).
+    #[arg(long, help_heading = "Grouping")]
+    pub events: bool,
+
+    /// Leave pings out.
+    #[arg(long = "no-pings", help_heading = "Grouping")]
+    pub no_pings: bool,
+
+    /// Distinct groups kept; calls of later groups are counted in one "(other)" row.
+    #[arg(
+        long = "max-groups",
+        value_name = "N",
+        default_value_t = 100_000,
+        help_heading = "Grouping"
+    )]
+    pub max_groups: usize,
+
+    /// Count the calls slower than this in each row (e.g. 50ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Grouping")]
+    pub slow: Option<i64>,
+
+    /// Stop after this long (e.g. 30s, 5m), on the capture clock from the first message; live,
+    /// it is checked as packets arrive.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "When to stop")]
+    pub duration: Option<i64>,
+
+    /// Stop after N calls.
+    #[arg(long, value_name = "N", help_heading = "When to stop")]
+    pub count: Option<u64>,
+
+    /// Sort by this column [default: count for `count`, p99 for `latency`].
+    #[arg(long = "sort-by", value_name = "COLUMN", help_heading = "Output")]
+    pub sort_by: Option<String>,
+
+    /// Only the first N rows.
+    #[arg(long, value_name = "N", help_heading = "Output")]
+    pub top: Option<usize>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
+    pub format: TableFormat,
+}
+
+impl Consumer for Aggregator {
+    fn done(&self) -> bool {
+        Aggregator::done(self)
+    }
+}
+
+impl Consumer for ArrivalCounter {
+    fn done(&self) -> bool {
+        ArrivalCounter::done(self)
+    }
+}
+
+/// A column of the printed table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Col {
+    Key(usize, GroupKey),
+    Count,
+    Errors,
+    NoReply,
+    Avg,
+    P50,
+    P95,
+    P99,
+    P999,
+    Max,
+    Slow,
+}
+
+/// A cell's value.
+enum Val<'a> {
+    /// A key value; empty means the call had none (no path, no session yet).
+    Str(&'a str),
+    Int(u64),
+    /// A latency in microseconds.
+    Us(f64),
+    None,
+}
+
+impl Col {
+    fn name(self) -> &'static str {
+        match self {
+            Col::Key(_, k) => k.name(),
+            Col::Count => "count",
+            Col::Errors => "errors",
+            Col::NoReply => "no_reply",
+            Col::Avg => "avg_us",
+            Col::P50 => "p50_us",
+            Col::P95 => "p95_us",
+            Col::P99 => "p99_us",
+            Col::P999 => "p999_us",
+            Col::Max => "max_us",
+            Col::Slow => "slow",
+        }
+    }
+
+    /// The text table's header.
+    fn title(self) -> &'static str {
+        let n = self.name();
+        n.strip_suffix("_us").unwrap_or(n)
+    }
+
+    fn is_key(self) -> bool {
+        matches!(self, Col::Key(..))
+    }
+
+    fn value<'a>(self, r: &Row<'a>) -> Val<'a> {
+        let s: &Summary = &r.summary;
+        let us = |v: Option<u64>| v.map_or(Val::None, |v| Val::Us(v as f64));
+        match self {
+            Col::Key(i, _) => Val::Str(r.values.get(i).copied().unwrap_or("")),
+            Col::Count => Val::Int(s.count),
+            Col::Errors => Val::Int(s.errors),
+            Col::NoReply => Val::Int(s.no_reply),
+            Col::Slow => Val::Int(s.slow),
+            Col::Avg => s.avg_us.map_or(Val::None, Val::Us),
+            Col::P50 => us(s.p50_us),
+            Col::P95 => us(s.p95_us),
+            Col::P99 => us(s.p99_us),
+            Col::P999 => us(s.p999_us),
+            Col::Max => us(s.max_us),
+        }
+    }
+}
+
+fn columns(mode: Mode, keys: &[GroupKey], slow: bool) -> Vec<Col> {
+    let mut cols: Vec<Col> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| Col::Key(i, k))
+        .collect();
+    match mode {
+        Mode::Count => cols.extend([Col::Count, Col::Errors, Col::NoReply]),
+        Mode::Latency => cols.extend([
+            Col::Count,
+            Col::Avg,
+            Col::P50,
+            Col::P95,
+            Col::P99,
+            Col::P999,
+            Col::Max,
+        ]),
+    }
+    if slow {
+        cols.push(Col::Slow);
+    }
+    cols
+}
+
+/// Runs `zkscope count` or `zkscope latency`.
+pub fn run(args: StatsArgs, mode: Mode) -> Result<ExitCode> {
+    let mut keys: Vec<GroupKey> = Vec::new();
+    for k in &args.group_by {
+        if !keys.contains(k) {
+            keys.push(*k);
+        }
+    }
+    let sort = match &args.sort_by {
+        Some(s) => Column::parse(s, &keys).map_err(|e| anyhow::anyhow!("--sort-by: {e}"))?,
+        None => match mode {
+            Mode::Count => Column::Count,
+            Mode::Latency => Column::P99,
+        },
+    };
+    let latency_col = matches!(
+        sort,
+        Column::Avg | Column::P50 | Column::P95 | Column::P99 | Column::P999 | Column::Max
+    );
+    if mode == Mode::Count && latency_col {
+        bail!(
+            "--sort-by {:?}: latency columns are in `zkscope latency`",
+            args.sort_by.as_deref().unwrap_or("")
+        );
+    }
+    if sort == Column::Slow && args.slow.is_none() {
+        bail!("--sort-by slow needs --slow DURATION");
+    }
+    let cfg = Config {
+        keys: keys.clone(),
+        paths: PathNorm {
+            depth: args.aggregation_depth,
+            fold_sequential: args.fold_sequential,
+        },
+        max_groups: args.max_groups.max(1),
+        latency: mode == Mode::Latency,
+        slow_ns: args.slow,
+        filter: Filter {
+            pings: !args.no_pings,
+            events: args.events,
+            ..Filter::default()
+        },
+        limit: args.count.filter(|&n| n > 0),
+        duration_ns: args.duration.filter(|&d| d > 0),
+        ..Config::default()
+    };
+    let mut outcome = args.input.run(Aggregator::new(&cfg))?;
+    outcome.sink.finish();
+    let agg = &outcome.sink;
+    let table = agg.table();
+    let mut rows = table.rows();
+    sort_rows(&mut rows, sort);
+    if let Some(n) = args.top {
+        rows.truncate(n);
+    }
+    rows.extend(table.other_row());
+    let cols = columns(mode, &keys, args.slow.is_some());
+    let mut text = Vec::new();
+    match args.format {
+        TableFormat::Text => write_text(&mut text, &cols, &rows, term_width()),
+        TableFormat::Json => write_json(&mut text, &cols, &rows),
+        TableFormat::Csv => write_csv(&mut text, &cols, &rows),
+    }?;
+    let mut note = format!(
+        "zkscope: {} calls in {} groups",
+        agg.recorded(),
+        table.len()
+    );
+    if table.folded > 0 {
+        note.push_str(&format!(
+            "; {} calls of groups beyond --max-groups {} are in the (other) row",
+            table.folded, cfg.max_groups
+        ));
+    }
+    emit(outcome, &args.input, &text, Some(&note))
+}
+
+/// Writes a command's output, then (unless the output pipe was closed) the note and the
+/// end-of-run summary on stderr; a truncated input is an error after its packets were used.
+fn emit<S>(
+    mut outcome: Outcome<S>,
+    input: &InputArgs,
+    text: &[u8],
+    note: Option<&str>,
+) -> Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let written = out.write_all(text).and_then(|_| out.flush());
+    let broken_pipe = matches!(&written, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
+    if !broken_pipe {
+        if let Some(note) = note.filter(|_| !input.quiet) {
+            eprintln!("{note}");
+        }
+        outcome.print_summary(input);
+        written.context("cannot write output")?;
+    }
+    if let Some(e) = outcome.read_error.take() {
+        return Err(e.into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Width of the text table: `COLUMNS`, else the terminal's, else 100.
+fn term_width() -> usize {
+    if let Some(w) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&w| w > 0)
+    {
+        return w;
+    }
+    if io::stdout().is_terminal() {
+        if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
+            return usize::from(w).max(20);
+        }
+    }
+    DEFAULT_WIDTH
+}
+
+fn text_cell(v: &Val<'_>) -> String {
+    match v {
+        Val::Str("") | Val::None => "-".to_string(),
+        Val::Str(s) => s.to_string(),
+        Val::Int(n) => n.to_string(),
+        Val::Us(us) => human_us(*us),
+    }
+}
+
+fn write_text(
+    out: &mut impl Write,
+    cols: &[Col],
+    rows: &[Row<'_>],
+    width: usize,
+) -> io::Result<()> {
+    const SEP: usize = 2;
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| cols.iter().map(|c| text_cell(&c.value(r))).collect())
+        .collect();
+    let natural: Vec<usize> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|row| row[i].chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(c.title().len())
+        })
+        .collect();
+    let min: Vec<usize> = cols.iter().map(|c| c.title().len().max(8)).collect();
+    let shrinkable: Vec<bool> = cols.iter().map(|c| c.is_key()).collect();
+    let widths = fit_widths(&natural, &min, &shrinkable, SEP, width);
+    let line = |vals: Vec<String>| -> String {
+        let mut l = String::new();
+        for (i, (v, c)) in vals.iter().zip(cols).enumerate() {
+            if i > 0 {
+                l.push_str("  ");
+            }
+            let w = widths[i];
+            let v = truncate(v, w);
+            let pad = " ".repeat(w.saturating_sub(v.chars().count()));
+            if c.is_key() {
+                l.push_str(&v);
+                l.push_str(&pad);
+            } else {
+                l.push_str(&pad);
+                l.push_str(&v);
+            }
+        }
+        l.trim_end().to_string()
+    };
+    writeln!(
+        out,
+        "{}",
+        line(cols.iter().map(|c| c.title().to_string()).collect())
+    )?;
+    for row in cells {
+        writeln!(out, "{}", line(row))?;
+    }
+    Ok(())
+}
+
+/// Microseconds with at most 3 decimals (nanosecond precision), without trailing zeros.
+fn number(us: f64) -> String {
+    let s = format!("{us:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn json_value(v: &Val<'_>) -> String {
+    match v {
+        Val::Str("") | Val::None => "null".to_string(),
+        Val::Str(s) => serde_json::to_string(s).unwrap_or_else(|_| "null".to_string()),
+        Val::Int(n) => n.to_string(),
+        Val::Us(us) => number(*us),
+    }
+}
+
+/// A JSON array, one object per row and line, fields in column order.
+fn write_json(out: &mut impl Write, cols: &[Col], rows: &[Row<'_>]) -> io::Result<()> {
+    writeln!(out, "[")?;
+    for (n, r) in rows.iter().enumerate() {
+        let fields: Vec<String> = cols
+            .iter()
+            .map(|c| format!("\"{}\":{}", c.name(), json_value(&c.value(r))))
+            .collect();
+        let comma = if n + 1 < rows.len() { "," } else { "" };
+        writeln!(out, "{{{}}}{comma}", fields.join(","))?;
+    }
+    writeln!(out, "]")
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn write_csv(out: &mut impl Write, cols: &[Col], rows: &[Row<'_>]) -> io::Result<()> {
+    let header: Vec<&str> = cols.iter().map(|c| c.name()).collect();
+    writeln!(out, "{}", header.join(","))?;
+    for r in rows {
+        let fields: Vec<String> = cols
+            .iter()
+            .map(|c| match c.value(r) {
+                Val::Str(s) => csv_field(s),
+                Val::Int(n) => n.to_string(),
+                Val::Us(us) => number(us),
+                Val::None => String::new(),
+            })
+            .collect();
+        writeln!(out, "{}", fields.join(","))?;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ zk-dump compatibility
+
+/// zk-dump's `--group-by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompatGroupArg {
+    Path,
+    Type,
+    Client,
+}
+
+/// zk-dump's `--sort-by` (latency mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompatSort {
+    Avg,
+    P95,
+    P99,
+}
+
+/// zk-dump's counting and latency flags, for `zkscope dump`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "zk-dump compatibility")]
+pub struct CompatArgs {
+    /// Count N requests and watch events, then print "KEY COUNT" lines by count (pings only
+    /// with -p).
+    #[arg(long = "count-requests", value_name = "N", default_value_t = 0)]
+    pub count_requests: u64,
+
+    /// Collect N request/reply pairs, then print avg/p95/p99 latency in seconds per group.
+    #[arg(long = "measure-latency", value_name = "N", default_value_t = 0)]
+    pub measure_latency: u64,
+
+    /// Group --count-requests / --measure-latency by path, type or client.
+    #[arg(long = "group-by", value_enum, default_value = "path")]
+    pub group_by: CompatGroupArg,
+
+    /// Sort --measure-latency by avg, p95 or p99 (descending).
+    #[arg(long = "sort-by", value_enum, default_value = "avg")]
+    pub sort_by: CompatSort,
+
+    /// Group paths by their first D components (0 = whole path).
+    #[arg(long = "aggregation-depth", value_name = "D", default_value_t = 0)]
+    pub aggregation_depth: usize,
+}
+
+impl CompatArgs {
+    /// True when a zk-dump counting or latency mode was asked for.
+    pub fn active(&self) -> bool {
+        self.count_requests > 0 || self.measure_latency > 0
+    }
+}
+
+/// `zkscope dump --count-requests N` / `--measure-latency N`: zk-dump's CountPrinter and
+/// LatencyPrinter. The run ends after N messages (or pairs), at the end of the input, or on
+/// Ctrl-C, and prints what was collected.
+pub fn dump_compat(
+    input: &InputArgs,
+    compat: &CompatArgs,
+    include_pings: bool,
+) -> Result<ExitCode> {
+    if compat.count_requests > 0 && compat.measure_latency > 0 {
+        bail!("The flags --count-requests and --measure-latency can't be mixed.");
+    }
+    let group = match compat.group_by {
+        CompatGroupArg::Path => CompatGroup::Path,
+        CompatGroupArg::Type => CompatGroup::Type,
+        CompatGroupArg::Client => CompatGroup::Client,
+    };
+    let depth = compat.aggregation_depth;
+    if compat.count_requests > 0 {
+        let counter = ArrivalCounter::new(
+            group,
+            depth,
+            include_pings,
+            compat.count_requests,
+            COMPAT_MAX_GROUPS,
+        );
+        let outcome = input.run(counter)?;
+        let mut text = String::new();
+        for (key, n) in outcome.sink.lines() {
+            text.push_str(&format!("{key} {n}\n"));
+        }
+        return emit(outcome, input, text.as_bytes(), None);
+    }
+    let cfg = latency_config(
+        group,
+        depth,
+        include_pings,
+        compat.measure_latency,
+        COMPAT_MAX_GROUPS,
+    );
+    let mut outcome = input.run(Aggregator::new(&cfg))?;
+    outcome.sink.finish();
+    let table = outcome.sink.table();
+    let mut rows = table.rows();
+    rows.extend(table.other_row());
+    sort_rows(
+        &mut rows,
+        match compat.sort_by {
+            CompatSort::Avg => Column::Avg,
+            CompatSort::P95 => Column::P95,
+            CompatSort::P99 => Column::P99,
+        },
+    );
+    let secs = |us: Option<u64>| us.map_or(0.0, |v| v as f64 / 1e6);
+    let data: Vec<(String, f64, f64, f64)> = rows
+        .iter()
+        .map(|r| {
+            let s = &r.summary;
+            (
+                r.values.first().copied().unwrap_or("").to_string(),
+                s.avg_us.map_or(0.0, |v| v / 1e6),
+                secs(s.p95_us),
+                secs(s.p99_us),
+            )
+        })
+        .collect();
+    let text = latency_table(group.name(), &data);
+    emit(outcome, input, text.as_bytes(), None)
+}
