@@ -6,6 +6,7 @@
 mod dump;
 mod fields;
 mod input;
+mod jsonline;
 mod print;
 mod stats;
 mod timefmt;

@@ -3,16 +3,13 @@
 
 use std::io::{self, Write};
 
-use std::net::SocketAddr;
-
-use serde::Serialize;
 use zkscope_capture::client::{ClientSink, ConnInfo, Kind, Msg, PendingRequest, Unanswered};
 use zkscope_capture::packet::Timestamp;
 use zkscope_capture::tcp::Direction;
 use zkscope_proto::client::{ErrCode, OpCode, PING_XID};
-use zkscope_proto::jute::JStr;
 
 use crate::fields::{write_fields, Style};
+use crate::jsonline::JsonLine;
 use crate::timefmt::TimeFormat;
 
 /// Output format.
@@ -43,6 +40,7 @@ pub struct Printer<W: Write> {
     out: W,
     opts: PrintOptions,
     line: String,
+    json: JsonLine,
     /// The first write error (a closed pipe ends the run quietly).
     pub error: Option<io::Error>,
 }
@@ -56,6 +54,7 @@ impl<W: Write> Printer<W> {
             out,
             opts,
             line: String::with_capacity(512),
+            json: JsonLine::default(),
             error: None,
         }
     }
@@ -352,86 +351,12 @@ fn hexdump(out: &mut String, bytes: &[u8]) {
     }
 }
 
-/// The fields every JSON line starts with (the `--format json` contract: never rename these).
-#[derive(Serialize)]
-struct Head<'a> {
-    ts: f64,
-    proto: &'static str,
-    dir: &'static str,
-    #[serde(rename = "type")]
-    ty: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    op: Option<&'static str>,
-    opcode: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    xid: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    zxid: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    err: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    err_name: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<JStr<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    watch: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    latency_us: Option<f64>,
-    size: u32,
-    client: SocketAddr,
-    server: SocketAddr,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    session: Option<Hex>,
-    conn: u64,
-    /// The header decoded but the body did not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    decode_error: Option<String>,
-    /// The frame lost bytes in a gap; only its start was decoded.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    cut: bool,
-}
-
-/// A session id, serialised as lowercase hex.
-struct Hex(i64);
-
-impl Serialize for Hex {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{:#x}", self.0))
-    }
-}
-
-/// Fields of a four-letter-word exchange.
-#[derive(Serialize)]
-struct FourLetterFields<'a> {
-    command: &'static str,
-    reply_len: u64,
-    reply: std::borrow::Cow<'a, str>,
-}
-
-/// Fields of lines that are not messages.
-#[derive(Serialize)]
-struct Note {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    encrypted: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-/// A JSON line: the head, then the message's own fields.
-#[derive(Serialize)]
-struct Line<'a, B: Serialize> {
-    #[serde(flatten)]
-    head: Head<'a>,
-    #[serde(flatten)]
-    body: B,
-}
-
 fn latency_us(from: Timestamp, to: Timestamp) -> f64 {
     (to.0 - from.0) as f64 / 1e3
 }
 
-fn err_name(e: ErrCode) -> Option<&'static str> {
-    Some(e.name().unwrap_or("UNKNOWN"))
+fn err_name(e: ErrCode) -> &'static str {
+    e.name().unwrap_or("UNKNOWN")
 }
 
 fn dir_name(d: Direction) -> &'static str {
@@ -442,93 +367,80 @@ fn dir_name(d: Direction) -> &'static str {
 }
 
 impl<W: Write> Printer<W> {
+    /// One message as a JSON line (the `--format json` contract: fields are never renamed).
     fn json(&mut self, m: &Msg<'_>) {
         if matches!(m.kind, Kind::Unanswered { .. }) || self.error.is_some() {
             return; // unanswered requests were printed when they arrived; the summary counts them
         }
-        let c = m.conn;
-        let mut head = Head {
-            ts: m.ts.micros() as f64 / 1e6,
-            proto: "client",
-            dir: "request",
-            ty: "",
-            op: None,
-            opcode: None,
-            xid: None,
-            zxid: None,
-            err: None,
-            err_name: None,
-            path: None,
-            watch: None,
-            latency_us: None,
-            size: m.size,
-            client: c.client,
-            server: c.server,
-            session: c.session.map(Hex),
-            conn: c.id,
-            decode_error: m.error.as_ref().map(ToString::to_string),
-            cut: m.cut,
-        };
-        let out = &mut self.out;
-        let r = match &m.kind {
+        let j = &mut self.json;
+        j.begin(m.ts);
+        j.name("proto", "client");
+        match &m.kind {
             Kind::Request(r) => {
                 let op = r.header.opcode;
-                head.ty = op.request_type();
-                head.op = op.name();
-                head.opcode = Some(op.0);
-                head.xid = Some(r.header.xid);
-                serde_json::to_writer(
-                    &mut *out,
-                    &Line {
-                        head,
-                        body: &r.body,
-                    },
-                )
+                j.name("dir", "request");
+                j.name("type", op.request_type());
+                if let Some(name) = op.name() {
+                    j.name("op", name);
+                }
+                j.int("opcode", op.0.into());
+                j.int("xid", r.header.xid.into());
+                Self::json_tail(j, m);
+                j.flatten(&r.body);
             }
             Kind::Reply { reply, request } => {
                 let op = request
                     .map(|p| p.opcode)
                     .or(implied_opcode(reply.header.xid));
-                head.dir = "reply";
-                head.ty = op.map_or("Reply", |o| o.reply_type());
-                head.op = op.and_then(|o| o.name());
-                head.opcode = op.map(|o| o.0);
-                head.xid = Some(reply.header.xid);
-                head.zxid = Some(reply.header.zxid);
-                head.err = Some(reply.header.err.0);
-                head.err_name = err_name(reply.header.err);
-                if let Some(p) = request {
-                    head.path = p.path();
-                    head.watch = p.watch;
-                    head.latency_us = Some(latency_us(p.ts, m.ts));
+                let h = &reply.header;
+                j.name("dir", "reply");
+                j.name("type", op.map_or("Reply", |o| o.reply_type()));
+                if let Some(name) = op.and_then(|o| o.name()) {
+                    j.name("op", name);
                 }
-                serde_json::to_writer(
-                    &mut *out,
-                    &Line {
-                        head,
-                        body: &reply.body,
-                    },
-                )
+                j.opt_int("opcode", op.map(|o| o.0.into()));
+                j.int("xid", h.xid.into());
+                j.int("zxid", h.zxid);
+                j.int("err", h.err.0.into());
+                j.name("err_name", err_name(h.err));
+                if let Some(p) = request {
+                    if let Some(path) = p.path() {
+                        j.text("path", path.0);
+                    }
+                    if let Some(w) = p.watch {
+                        j.bool("watch", w);
+                    }
+                    j.float("latency_us", latency_us(p.ts, m.ts));
+                }
+                Self::json_tail(j, m);
+                j.flatten(&reply.body);
             }
             Kind::Event { header, event } => {
-                head.dir = "event";
-                head.ty = "WatchEvent";
-                head.xid = Some(header.xid);
-                head.zxid = Some(header.zxid);
-                head.err = Some(header.err.0);
-                head.err_name = err_name(header.err);
-                serde_json::to_writer(&mut *out, &Line { head, body: event })
+                j.name("dir", "event");
+                j.name("type", "WatchEvent");
+                j.opt_int("opcode", None);
+                j.int("xid", header.xid.into());
+                j.int("zxid", header.zxid);
+                j.int("err", header.err.0.into());
+                j.name("err_name", err_name(header.err));
+                Self::json_tail(j, m);
+                j.flatten(event);
             }
             Kind::ConnectRequest(req) => {
-                head.ty = "ConnectRequest";
-                head.op = Some("connect");
-                serde_json::to_writer(&mut *out, &Line { head, body: req })
+                j.name("dir", "request");
+                j.name("type", "ConnectRequest");
+                j.name("op", "connect");
+                j.opt_int("opcode", None);
+                Self::json_tail(j, m);
+                j.flatten(req);
             }
             Kind::ConnectResponse(resp) => {
-                head.dir = "reply";
-                head.ty = "ConnectReply";
-                head.op = Some("connect");
-                serde_json::to_writer(&mut *out, &Line { head, body: resp })
+                j.name("dir", "reply");
+                j.name("type", "ConnectReply");
+                j.name("op", "connect");
+                j.opt_int("opcode", None);
+                Self::json_tail(j, m);
+                j.flatten(resp);
             }
             Kind::FourLetter {
                 command,
@@ -536,41 +448,48 @@ impl<W: Write> Printer<W> {
                 reply_len,
                 reply_ts,
             } => {
-                head.dir = "4lw";
-                head.ty = "FourLetterWord";
-                head.latency_us = reply_ts.map(|t| latency_us(m.ts, t));
-                let body = FourLetterFields {
-                    command,
-                    reply_len: *reply_len,
-                    reply: String::from_utf8_lossy(reply),
-                };
-                serde_json::to_writer(&mut *out, &Line { head, body })
+                j.name("dir", "4lw");
+                j.name("type", "FourLetterWord");
+                j.opt_int("opcode", None);
+                if let Some(t) = reply_ts {
+                    j.float("latency_us", latency_us(m.ts, *t));
+                }
+                Self::json_tail(j, m);
+                j.name("command", command);
+                j.int("reply_len", *reply_len as i64);
+                j.text("reply", reply);
             }
             Kind::Tls { dir } => {
-                head.dir = dir_name(*dir);
-                head.ty = "TlsConnection";
-                let body = Note {
-                    encrypted: Some(true),
-                    error: None,
-                };
-                serde_json::to_writer(&mut *out, &Line { head, body })
+                j.name("dir", dir_name(*dir));
+                j.name("type", "TlsConnection");
+                j.opt_int("opcode", None);
+                Self::json_tail(j, m);
+                j.bool("encrypted", true);
             }
             Kind::Undecodable { dir, error, .. } => {
-                head.dir = dir_name(*dir);
-                head.ty = "Undecodable";
-                let body = Note {
-                    encrypted: None,
-                    error: Some(error.to_string()),
-                };
-                serde_json::to_writer(&mut *out, &Line { head, body })
+                j.name("dir", dir_name(*dir));
+                j.name("type", "Undecodable");
+                j.opt_int("opcode", None);
+                Self::json_tail(j, m);
+                j.value("error", &error.to_string());
             }
-            Kind::Unanswered { .. } => Ok(()),
-        };
-        let r = r
-            .map_err(io::Error::from)
-            .and_then(|_| out.write_all(b"\n"));
-        if let Err(e) = r {
+            Kind::Unanswered { .. } => return,
+        }
+        let line = j.finish();
+        if let Err(e) = self.out.write_all(line) {
             self.error = Some(e);
+        }
+    }
+
+    /// Fields after the headers: size, addresses, session, decoding problems.
+    fn json_tail(j: &mut JsonLine, m: &Msg<'_>) {
+        j.int("size", m.size.into());
+        j.conn(m.conn);
+        if let Some(e) = &m.error {
+            j.value("decode_error", &e.to_string());
+        }
+        if m.cut {
+            j.bool("cut", true);
         }
     }
 }
