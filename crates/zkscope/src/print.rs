@@ -1,6 +1,7 @@
 //! Printers for `zkscope dump`: zk-dump-style paired text, arrival-order text, `--show`
 //! (every field, one per line) and JSON lines.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 
 use zkscope_capture::client::{ClientSink, ConnInfo, Kind, Msg, PendingRequest, Unanswered};
@@ -10,7 +11,7 @@ use zkscope_proto::client::{ErrCode, OpCode, PING_XID};
 
 use crate::fields::{write_fields, Style};
 use crate::jsonline::JsonLine;
-use crate::timefmt::TimeFormat;
+use crate::timefmt::{TimeFormat, TimeWriter};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,6 +42,9 @@ pub struct Printer<W: Write> {
     opts: PrintOptions,
     line: String,
     json: JsonLine,
+    time: TimeWriter,
+    /// Each connection's client and server addresses, rendered once.
+    addrs: HashMap<u64, (Box<str>, Box<str>)>,
     /// The first write error (a closed pipe ends the run quietly).
     pub error: Option<io::Error>,
 }
@@ -50,11 +54,14 @@ const INLINE_SKIP: &[&str] = &["stat", "acl", "children", "passwd_len"];
 
 impl<W: Write> Printer<W> {
     pub fn new(out: W, opts: PrintOptions) -> Self {
+        let time = TimeWriter::new(opts.time);
         Printer {
             out,
             opts,
             line: String::with_capacity(512),
             json: JsonLine::default(),
+            time,
+            addrs: HashMap::new(),
             error: None,
         }
     }
@@ -86,7 +93,7 @@ impl<W: Write> Printer<W> {
     }
 
     fn ts(&mut self, ts: Timestamp) {
-        self.opts.time.write(&mut self.line, ts);
+        self.time.write(&mut self.line, ts);
     }
 
     fn is_ping(m: &Msg<'_>) -> bool {
@@ -237,7 +244,18 @@ impl<W: Write> Printer<W> {
             Direction::ToServer => "->",
             Direction::ToClient => "<-",
         };
-        let _ = write!(self.line, " {} {arrow} {} {ty}", conn.client, conn.server);
+        if self.addrs.len() >= 65_536 && !self.addrs.contains_key(&conn.id) {
+            self.addrs.clear();
+        }
+        let (client, server) = self.addrs.entry(conn.id).or_insert_with(|| {
+            (
+                conn.client.to_string().into_boxed_str(),
+                conn.server.to_string().into_boxed_str(),
+            )
+        });
+        for part in [" ", client, " ", arrow, " ", server, " ", ty] {
+            self.line.push_str(part);
+        }
         if let Some(s) = conn.session {
             let _ = write!(self.line, " session={:#x}", s);
         }
