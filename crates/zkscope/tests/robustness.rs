@@ -220,6 +220,12 @@ fn run_python(args: &[&str]) -> String {
 
 /// `gen_pcap.py -n 20000 --coalesce --split --seed 11` into `dir`: (pcap, truth).
 fn generate(dir: &TempDir) -> (PathBuf, Counts) {
+    generate_n(dir, 20_000)
+}
+
+/// gen_pcap.py with `n` requests, `--coalesce --split`, seed 11.
+fn generate_n(dir: &TempDir, n: u32) -> (PathBuf, Counts) {
+    let n = n.to_string();
     let pcap = dir.join("gen.pcap");
     let truth = dir.join("gen.truth.json");
     let script = repo_root().join("bench/gen_pcap.py");
@@ -230,7 +236,7 @@ fn generate(dir: &TempDir) -> (PathBuf, Counts) {
         "--truth",
         truth.to_str().unwrap(),
         "-n",
-        "20000",
+        &n,
         "--coalesce",
         "--split",
         "--seed",
@@ -336,8 +342,9 @@ fn assert_clean_summary(err: &str, what: &str) {
 
 #[test]
 fn synthetic_capture_decodes_exactly() {
+    // The acceptance input: 100,000 requests with coalesced and split segments.
     let dir = TempDir::new("robust-clean");
-    let (pcap, truth) = generate(&dir);
+    let (pcap, truth) = generate_n(&dir, 100_000);
     let d = decode(&pcap, "clean");
     assert_exact(&d.counts, &truth, "clean");
     assert_clean_summary(&d.stderr, "clean");
