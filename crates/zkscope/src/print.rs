@@ -156,7 +156,7 @@ impl<W: Write> Printer<W> {
                     " xid={} zxid={} err={}",
                     h.xid,
                     Zxid(h.zxid),
-                    err_str(h.err)
+                    ErrName(h.err)
                 );
                 if let Some(p) = request {
                     let _ = write!(self.line, " latency={}", Latency(m.ts.0 - p.ts.0));
@@ -296,10 +296,15 @@ pub fn implied_opcode(xid: i32) -> Option<OpCode> {
     }
 }
 
-fn err_str(e: ErrCode) -> String {
-    match e.name() {
-        Some(n) => n.to_string(),
-        None => e.0.to_string(),
+/// An error code by name, or its number when it has none.
+struct ErrName(ErrCode);
+
+impl std::fmt::Display for ErrName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{}", self.0 .0),
+        }
     }
 }
 
@@ -335,10 +340,16 @@ impl std::fmt::Display for Latency {
 /// ANSI colour code of a connection, stable across runs (derived from the client address).
 fn color_of(conn: &ConnInfo) -> u8 {
     let mut h: u32 = 0x811c_9dc5;
-    let key = conn.client.to_string();
-    for b in key.bytes() {
-        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    let mut eat = |b: u8| h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    match conn.client.ip() {
+        std::net::IpAddr::V4(ip) => ip.octets().into_iter().for_each(&mut eat),
+        std::net::IpAddr::V6(ip) => ip.octets().into_iter().for_each(&mut eat),
     }
+    conn.client
+        .port()
+        .to_be_bytes()
+        .into_iter()
+        .for_each(&mut eat);
     31 + (h % 6) as u8
 }
 
