@@ -49,6 +49,8 @@
 #![deny(unsafe_code)]
 
 pub mod client;
+// Election (FLE) and quorum (ZAB) decoding, protocol recognition (issue 3).
+pub mod ensemble;
 pub mod framer;
 pub mod packet;
 pub mod source;

@@ -20,6 +20,10 @@ pub struct DumpArgs {
     #[command(flatten)]
     pub input: InputArgs,
 
+    // Issue 3: --protocol client|fle|zab|auto, --fle-port, --zab-port.
+    #[command(flatten)]
+    pub protocols: crate::server::ProtocolArgs,
+
     /// Print messages in arrival order instead of each request with its reply.
     #[arg(long)]
     pub unpaired: bool,
@@ -66,6 +70,10 @@ impl<W: Write> Consumer for Printer<W> {
 }
 
 pub fn run(args: DumpArgs) -> Result<ExitCode> {
+    // Issue 3: election/quorum/auto decoding has its own handler and printers.
+    if args.protocols.protocol != crate::server::Protocol::Client {
+        return crate::server::dump(args);
+    }
     if args.compat.active() {
         return crate::stats::dump_compat(&args.input, &args.compat, args.include_pings);
     }

@@ -12,7 +12,7 @@ use clap::Args;
 use zkscope_capture::client::{ClientConfig, ClientHandler, ClientSink, ClientStats, ServerSpec};
 use zkscope_capture::packet::{parse_tcp, Skip, Timestamp};
 use zkscope_capture::source::{CaptureError, CaptureStats, LiveOptions, PacketSource};
-use zkscope_capture::tcp::{TcpConfig, TcpStats, TcpTracker};
+use zkscope_capture::tcp::{StreamHandler, TcpConfig, TcpStats, TcpTracker};
 
 /// Input and selection options (shared by every command that reads traffic).
 #[derive(Debug, Args)]
@@ -94,7 +94,7 @@ pub struct InputArgs {
 }
 
 /// Resolves a host name or address to all of its IPv4 and IPv6 addresses.
-fn resolve_host(host: &str) -> Result<Vec<IpAddr>> {
+pub(crate) fn resolve_host(host: &str) -> Result<Vec<IpAddr>> {
     if let Ok(ip) = host
         .trim_matches(|c| c == '[' || c == ']')
         .parse::<IpAddr>()
@@ -115,7 +115,7 @@ fn resolve_host(host: &str) -> Result<Vec<IpAddr>> {
 }
 
 /// Resolves `HOST:PORT` (IPv6 as `[addr]:port`) to every matching socket address.
-fn resolve_server(s: &str) -> Result<Vec<SocketAddr>> {
+pub(crate) fn resolve_server(s: &str) -> Result<Vec<SocketAddr>> {
     let (host, port) = s
         .rsplit_once(':')
         .with_context(|| format!("--server {s:?}: expected HOST:PORT"))?;
@@ -216,11 +216,64 @@ pub struct Outcome<S> {
     pub read_error: Option<CaptureError>,
 }
 
+/// A stream handler the packet loop can drive (issue 3: the client handler and the
+/// multi-protocol ensemble handler share one loop).
+pub trait Driven: StreamHandler {
+    /// True once the run should end.
+    fn done(&self) -> bool;
+    /// Called after each packet of a live capture.
+    fn flush(&mut self);
+}
+
+impl<S: Consumer> Driven for ClientHandler<S> {
+    fn done(&self) -> bool {
+        self.sink.done()
+    }
+    fn flush(&mut self) {
+        self.sink.flush();
+    }
+}
+
+/// What the packet loop produced, whatever the handler.
+pub struct Drove<H> {
+    pub handler: H,
+    pub loop_stats: LoopStats,
+    pub tcp: TcpStats,
+    pub live: Option<CaptureStats>,
+    pub read_error: Option<CaptureError>,
+}
+
 impl InputArgs {
     /// Reads packets until the input ends, Ctrl-C, or the consumer is done, feeding decoded
     /// client messages to `sink`.
     pub fn run<S: Consumer>(&self, sink: S) -> Result<Outcome<S>> {
         let spec = self.server_spec()?;
+        let bpf = self.bpf(&spec);
+        let handler = ClientHandler::new(spec, self.client_config(), sink);
+        let d = self.drive(handler, bpf)?;
+        Ok(Outcome {
+            sink: d.handler.sink,
+            loop_stats: d.loop_stats,
+            tcp: d.tcp,
+            client: d.handler.stats,
+            live: d.live,
+            read_error: d.read_error,
+        })
+    }
+
+    /// The client decoder's settings from the options.
+    pub(crate) fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            max_frame: self.max_frame,
+            max_pending_per_conn: self.max_queued_requests.max(1),
+            show_credentials: self.show_credentials,
+            ..ClientConfig::default()
+        }
+    }
+
+    /// The packet loop: opens the input (`bpf` is the live capture filter), feeds every TCP
+    /// segment to `handler` until the input ends, Ctrl-C, or the handler is done.
+    pub fn drive<H: Driven>(&self, mut handler: H, bpf: String) -> Result<Drove<H>> {
         let stop = Arc::new(AtomicBool::new(false));
         {
             let stop = stop.clone();
@@ -239,24 +292,17 @@ impl InputArgs {
                     snaplen: self.snaplen,
                     promisc: !self.no_promisc,
                     buffer_size: self.buffer_size.saturating_mul(1 << 20),
-                    filter: Some(self.bpf(&spec)),
+                    filter: Some(bpf.clone()),
                     immediate: true,
                     ..LiveOptions::default()
                 };
                 let src = PacketSource::open_live(iface, opts, stop.clone())?;
-                eprintln!("zkscope: listening on {iface} ({})", self.bpf(&spec));
+                eprintln!("zkscope: listening on {iface} ({bpf})");
                 src
             }
             _ => bail!("give a capture file (-r FILE) or an interface (-i IFACE)"),
         };
         let live = self.iface.is_some();
-        let cfg = ClientConfig {
-            max_frame: self.max_frame,
-            max_pending_per_conn: self.max_queued_requests.max(1),
-            show_credentials: self.show_credentials,
-            ..ClientConfig::default()
-        };
-        let mut handler = ClientHandler::new(spec, cfg, sink);
         let mut tracker = TcpTracker::new(TcpConfig::default());
         let mut stats = LoopStats::default();
         let mut read_error = None;
@@ -285,20 +331,19 @@ impl InputArgs {
                 Err(Skip::Malformed) => stats.malformed += 1,
             }
             if live {
-                handler.sink.flush();
+                handler.flush();
             }
-            if handler.sink.done() {
+            if handler.done() {
                 break;
             }
         }
         let end = stats.last_ts.unwrap_or(Timestamp(0));
         tracker.finish(&mut handler, end);
         let live_stats = source.stats();
-        Ok(Outcome {
-            sink: handler.sink,
+        Ok(Drove {
+            handler,
             loop_stats: stats,
             tcp: tracker.stats().clone(),
-            client: handler.stats,
             live: live_stats,
             read_error,
         })

@@ -4,10 +4,13 @@
 //! `zkscope-proto` (wire formats) and `zkscope-capture` (packets, TCP, conversations).
 
 mod dump;
+mod elections; // issue 3
 mod fields;
 mod input;
 mod jsonline;
 mod print;
+mod print_server; // issue 3
+mod server; // issue 3
 mod stats;
 mod timefmt;
 
@@ -39,6 +42,8 @@ enum Command {
     Count(stats::StatsArgs),
     /// Latency percentiles of calls (HDR histograms) grouped by path, type, client, …
     Latency(stats::StatsArgs),
+    /// Leader elections told as a story: rounds, votes, the leader, how long it took.
+    Elections(elections::ElectionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Dump(args) => dump::run(args),
         Command::Count(args) => stats::run(args, stats::Mode::Count),
         Command::Latency(args) => stats::run(args, stats::Mode::Latency),
+        Command::Elections(args) => elections::run(args),
     };
     match result {
         Ok(code) => code,

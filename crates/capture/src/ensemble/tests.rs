@@ -1,0 +1,402 @@
+//! The handler over zktraffic's captures (the per-stream decoders have their own tests).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::*;
+use crate::client::{ClientConfig, Msg, ServerSpec};
+use crate::packet::parse_tcp;
+use crate::source::PacketSource;
+use crate::tcp::{TcpConfig, TcpTracker};
+
+#[derive(Default)]
+struct Rec {
+    fle: Vec<(String, Option<i64>, Option<i64>)>,
+    zab: Vec<(String, bool)>,
+    discovered: Vec<(SocketAddr, Proto, Option<i64>)>,
+    client: Vec<String>,
+}
+
+impl ServerSink for Rec {
+    fn fle(&mut self, m: &FleMsg<'_>) {
+        let name = match &m.kind {
+            FleKind::Initial(_) => "Initial",
+            FleKind::Auth(_) => "Auth",
+            FleKind::Notification(_) => "Notification",
+            FleKind::Undecodable { .. } => "Undecodable",
+        };
+        self.fle
+            .push((name.into(), m.sender_sid(), m.receiver_sid()));
+    }
+    fn zab(&mut self, m: &ZabMsg<'_>) {
+        let name = match &m.kind {
+            ZabKind::Packet(p) => p.packet_type.display_name().unwrap_or("Unknown"),
+            ZabKind::Snapshot { .. } => "Snapshot",
+            ZabKind::Auth(_) => "Auth",
+            ZabKind::Cut { .. } => "Cut",
+            ZabKind::Undecodable { .. } => "Undecodable",
+        };
+        self.zab.push((name.into(), m.from_leader));
+    }
+    fn note(&mut self, n: &Note<'_>) {
+        if let Note::Discovered { discovery, .. } = n {
+            self.discovered.push((
+                discovery.addr,
+                discovery.endpoint.proto,
+                discovery.endpoint.sid,
+            ));
+        }
+    }
+}
+
+#[derive(Default)]
+struct Clients(Vec<String>);
+
+impl ClientSink for Clients {
+    fn message(&mut self, m: &Msg<'_>) {
+        self.0
+            .push(format!("{:?}", std::mem::discriminant(&m.kind)));
+    }
+}
+
+fn run(name: &str, spec: EnsembleSpec) -> (Rec, EnsembleStats, usize) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/zktraffic")
+        .join(name);
+    let mut src = PacketSource::open_file(&path).expect("open fixture");
+    let client = ClientHandler::new(
+        ServerSpec::default(),
+        ClientConfig::default(),
+        Clients::default(),
+    );
+    let mut h = EnsembleHandler::new(spec, client, Rec::default());
+    let mut tracker = TcpTracker::new(TcpConfig::default());
+    let mut last = Timestamp(0);
+    while let Some(pkt) = src.next_packet().expect("read") {
+        last = pkt.ts;
+        if let Ok(seg) = parse_tcp(&pkt) {
+            tracker.segment(&mut h, pkt.ts, &seg);
+        }
+    }
+    tracker.finish(&mut h, last);
+    let clients = h.client.sink.0.len();
+    let mut rec = h.sink;
+    rec.client = h.client.sink.0;
+    (rec, h.stats, clients)
+}
+
+fn counts<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeMap<&'a str, usize> {
+    let mut m = BTreeMap::new();
+    for n in names {
+        *m.entry(n).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn omni_auto_without_ports() {
+    let (rec, stats, clients) = run("omni.pcap", EnsembleSpec::new(Mode::Auto));
+    let zab = counts(rec.zab.iter().map(|z| z.0.as_str()));
+    let want: BTreeMap<&str, usize> = [
+        ("FollowerInfo", 2),
+        ("LeaderInfo", 2),
+        ("AckEpoch", 2),
+        ("Diff", 1),
+        ("Ack", 8),
+        ("UpToDate", 2),
+        ("Snap", 1),
+        ("Snapshot", 1),
+        ("NewLeader", 2),
+        ("Ping", 120),
+        ("Request", 3),
+        ("Proposal", 4),
+        ("Commit", 4),
+        ("Sync", 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(zab, want);
+    let fle = counts(rec.fle.iter().map(|f| f.0.as_str()));
+    assert_eq!(
+        fle,
+        [("Initial", 3), ("Notification", 9)].into_iter().collect()
+    );
+    // Every notification's sender is known (initial messages and the config name them).
+    assert!(rec.fle.iter().all(|f| f.1.is_some()), "{:?}", rec.fle);
+    assert!(clients >= 8, "{:?}", rec.client);
+    assert_eq!(stats.fle_undecodable + stats.zab_undecodable, 0);
+    assert_eq!(stats.zab_skipped_bytes + stats.fle_skipped_bytes, 0);
+    // The config names all nine endpoints (localhost = 127.0.0.1 and ::1).
+    let v4: Vec<_> = rec
+        .discovered
+        .iter()
+        .filter(|d| d.0.is_ipv4())
+        .map(|d| (d.0.port(), d.1))
+        .collect();
+    for (port, proto) in [
+        (2780, Proto::Zab),
+        (2781, Proto::Zab),
+        (2782, Proto::Zab),
+        (2783, Proto::Fle),
+        (2784, Proto::Fle),
+        (2785, Proto::Fle),
+        (2182, Proto::Client),
+        (2183, Proto::Client),
+    ] {
+        assert!(v4.contains(&(port, proto)), "{port} {proto:?}: {v4:?}");
+    }
+}
+
+#[test]
+fn zab_fixtures_on_their_port() {
+    let spec = || {
+        let mut s = EnsembleSpec::new(Mode::Zab);
+        s.zab_ports = vec![20022];
+        s
+    };
+    let (rec, stats, _) = run("zab_followerinfo.pcap", spec());
+    let zab = counts(rec.zab.iter().map(|z| z.0.as_str()));
+    assert_eq!(zab.get("NewLeader"), Some(&2));
+    assert_eq!(zab.get("FollowerInfo"), Some(&2));
+    assert_eq!(zab.get("Ping"), Some(&10));
+    assert_eq!(stats.zab_undecodable, 0);
+    let (rec, _, _) = run("zab_request.pcap", spec());
+    let zab = counts(rec.zab.iter().map(|z| z.0.as_str()));
+    assert_eq!(
+        zab,
+        [
+            ("Ping", 57),
+            ("Request", 3),
+            ("Proposal", 6),
+            ("Ack", 6),
+            ("Commit", 6)
+        ]
+        .into_iter()
+        .collect()
+    );
+}
+
+// ------------------------------------------------------- handler, driven by hand
+
+fn key(client: u16, server: u16) -> FlowKey {
+    FlowKey {
+        client: SocketAddr::from(([127, 0, 0, 1], client)),
+        server: SocketAddr::from(([127, 0, 0, 1], server)),
+    }
+}
+
+fn handler(mode: Mode) -> EnsembleHandler<Clients, Rec> {
+    let client = ClientHandler::new(
+        ServerSpec::default(),
+        ClientConfig::default(),
+        Clients::default(),
+    );
+    EnsembleHandler::new(EnsembleSpec::new(mode), client, Rec::default())
+}
+
+fn zab_packet(ty: i32, zxid: i64, data: Option<&[u8]>) -> Vec<u8> {
+    let mut v = ty.to_be_bytes().to_vec();
+    v.extend(zxid.to_be_bytes());
+    match data {
+        None => v.extend((-1i32).to_be_bytes()),
+        Some(d) => {
+            v.extend((d.len() as i32).to_be_bytes());
+            v.extend(d);
+        }
+    }
+    v.extend((-1i32).to_be_bytes());
+    v
+}
+
+#[test]
+fn tls_on_an_election_port_is_reported() {
+    let mut h = handler(Mode::Auto);
+    let k = key(50000, 3888);
+    let mut c = h.open(&k, Timestamp(1), true);
+    h.data(
+        &mut c,
+        &k,
+        Direction::ToServer,
+        Timestamp(2),
+        b"\x16\x03\x01\x02\x00\x01\x00",
+    );
+    h.data(
+        &mut c,
+        &k,
+        Direction::ToClient,
+        Timestamp(3),
+        b"\x16\x03\x03\x00\x10",
+    );
+    h.close(c, &k, Timestamp(4), CloseReason::Fin);
+    assert_eq!(h.stats.tls_connections, 1);
+    assert!(h.sink.fle.is_empty());
+    // On an unknown port TLS is just not ZooKeeper.
+    let k = key(50001, 443);
+    let mut c = h.open(&k, Timestamp(1), true);
+    h.data(
+        &mut c,
+        &k,
+        Direction::ToServer,
+        Timestamp(2),
+        b"\x16\x03\x01\x02\x00\x01\x00",
+    );
+    h.close(c, &k, Timestamp(4), CloseReason::Fin);
+    assert_eq!(
+        (h.stats.unrecognised_connections, h.stats.unrecognised_tls),
+        (1, 1)
+    );
+}
+
+#[test]
+fn mid_stream_quorum_connection_on_unknown_ports() {
+    let mut h = handler(Mode::Auto);
+    // The tracker guessed the lower port (the learner's here) is the server.
+    let k = key(41000, 35000);
+    let mut c = h.open(&k, Timestamp(1), false);
+    // The leader (key.client) pings; the learner answers with its sessions.
+    h.data(
+        &mut c,
+        &k,
+        Direction::ToServer,
+        Timestamp(2),
+        &zab_packet(5, 0x1_0000_0004, None),
+    );
+    let mut sessions = 0x1234i64.to_be_bytes().to_vec();
+    sessions.extend(30000i32.to_be_bytes());
+    h.data(
+        &mut c,
+        &k,
+        Direction::ToClient,
+        Timestamp(3),
+        &zab_packet(5, 0x1_0000_0004, Some(&sessions)),
+    );
+    h.data(
+        &mut c,
+        &k,
+        Direction::ToServer,
+        Timestamp(4),
+        &zab_packet(2, 0x1_0000_0005, None),
+    );
+    h.close(c, &k, Timestamp(5), CloseReason::Fin);
+    assert_eq!(h.stats.recognised, 1);
+    // Flipped: the pings and the proposal come from the leader.
+    let got: Vec<_> = h.sink.zab.iter().map(|(t, l)| (t.as_str(), *l)).collect();
+    assert_eq!(got, [("Ping", true), ("Ping", false), ("Proposal", true)]);
+    // The leader's quorum endpoint is now known.
+    assert!(h
+        .discovered()
+        .iter()
+        .any(|d| d.addr.port() == 41000 && d.endpoint.proto == Proto::Zab));
+}
+
+#[test]
+fn a_connection_waits_until_a_config_names_its_endpoint() {
+    let mut h = handler(Mode::Auto);
+    // Mid-stream bytes that prove nothing yet (a short frame on an unknown port).
+    let k = key(52000, 7000);
+    let mut c = h.open(&k, Timestamp(1), false);
+    h.data(
+        &mut c,
+        &k,
+        Direction::ToServer,
+        Timestamp(2),
+        b"\x00\x00\x00\x01",
+    );
+    assert_eq!(h.stats.recognised, 0);
+    // An election connection elsewhere announces port 7000 as server 1's client port.
+    let e = key(52001, 3888);
+    let mut ec = h.open(&e, Timestamp(3), true);
+    let mut init = (-65536i64).to_be_bytes().to_vec();
+    init.extend(2i64.to_be_bytes());
+    init.extend(14i32.to_be_bytes());
+    init.extend(b"127.0.0.1:3889");
+    let cfg = b"server.1=127.0.0.1:2888:3888:participant;127.0.0.1:7000\nversion=0";
+    let mut body = 0i32.to_be_bytes().to_vec();
+    body.extend(1i64.to_be_bytes());
+    body.extend(0i64.to_be_bytes());
+    body.extend(1i64.to_be_bytes());
+    body.extend(0i64.to_be_bytes());
+    body.extend(2i32.to_be_bytes());
+    body.extend((cfg.len() as i32).to_be_bytes());
+    body.extend(cfg);
+    init.extend((body.len() as i32).to_be_bytes());
+    init.extend(&body);
+    h.data(&mut ec, &e, Direction::ToServer, Timestamp(4), &init);
+    assert_eq!(h.sink.fle.len(), 2);
+    // The pending connection's next bytes find its endpoint known: a client connection now.
+    h.data(
+        &mut c,
+        &k,
+        Direction::ToServer,
+        Timestamp(5),
+        b"\x00\x00\x00\x08",
+    );
+    assert_eq!(h.stats.recognised, 1);
+    assert_eq!(h.client.stats.connections, 1);
+    h.close(c, &k, Timestamp(6), CloseReason::Fin);
+    h.close(ec, &e, Timestamp(6), CloseReason::Fin);
+}
+
+/// Bytes of a real election and quorum conversation, for mutation.
+fn real_streams() -> Vec<Vec<u8>> {
+    let mut init = (-65536i64).to_be_bytes().to_vec();
+    init.extend(2i64.to_be_bytes());
+    init.extend(14i32.to_be_bytes());
+    init.extend(b"127.0.0.1:3889");
+    let mut zab = zab_packet(11, 0, Some(&[0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0, 0]));
+    zab.extend(zab_packet(15, 1 << 32, None));
+    zab.extend([0u8; 12]);
+    zab.extend(zab_packet(5, 1, None));
+    vec![init, zab]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Arbitrary (or mutated real) bytes in any pieces, with gaps, on known and unknown
+    /// ports, started or mid-stream: never a panic, and every connection is closed cleanly.
+    #[test]
+    fn never_panics(
+        base in proptest::sample::select(vec![0usize, 1, 2]),
+        noise in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        flips in proptest::collection::vec((0usize..400, proptest::num::u8::ANY), 0..8),
+        cuts in proptest::collection::vec(0usize..400, 0..6),
+        server in proptest::sample::select(vec![3888u16, 2888, 2181, 9999]),
+        syn in proptest::bool::ANY,
+        gap_at in proptest::option::of(0usize..6),
+    ) {
+        let mut data = match base {
+            0 => noise.clone(),
+            n => {
+                let mut d = real_streams().swap_remove(n - 1);
+                d.extend(&noise);
+                d
+            }
+        };
+        for (at, b) in flips {
+            if let Some(x) = data.get_mut(at) {
+                *x ^= b;
+            }
+        }
+        let mut cuts = cuts;
+        cuts.push(data.len());
+        cuts.sort_unstable();
+        let mut h = handler(Mode::Auto);
+        let k = key(40000, server);
+        let mut c = h.open(&k, Timestamp(1), syn);
+        let mut from = 0;
+        for (i, to) in cuts.into_iter().enumerate() {
+            let to = to.min(data.len());
+            if to < from {
+                continue;
+            }
+            let dir = if i % 2 == 0 { Direction::ToServer } else { Direction::ToClient };
+            h.data(&mut c, &k, dir, Timestamp(2 + i as i64), &data[from..to]);
+            if gap_at == Some(i) {
+                h.gap(&mut c, &k, dir, Timestamp(2 + i as i64), 17);
+            }
+            from = to;
+        }
+        h.close(c, &k, Timestamp(100), CloseReason::End);
+    }
+}

@@ -1,0 +1,728 @@
+//! `zkscope elections`: the story of each leader election, from the election (FLE) and
+//! quorum (ZAB) traffic.
+//!
+//! A round opens with a LOOKING notification when no round is open, or when the open one is
+//! over: every server that was LOOKING in it has been seen settled (a FOLLOWING/LEADING/
+//! OBSERVING notification from it, its FOLLOWERINFO/OBSERVERINFO, or the LEADERINFO it sends
+//! as leader), a settled server goes LOOKING again, or, once a quorum agreed, a server that
+//! took no part goes LOOKING (a restarting server that finds the existing leader: that is a
+//! round of its own) or a higher election epoch appears. Each notification updates its
+//! sender's vote; the round's leader is the leader a quorum of votes agreed on (the servers
+//! already FOLLOWING/LEADING vote for the current leader), confirmed by the LEADERINFO of the
+//! quorum connection when it was captured. After the round, each learner's UPTODATE (the end
+//! of its synchronisation with the new leader) is timed from the round's start.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Serialize;
+use zkscope_capture::client::{ClientSink, Msg};
+use zkscope_capture::ensemble::{FleKind, FleMsg, Mode, ServerSink, ZabKind, ZabMsg};
+use zkscope_capture::packet::Timestamp;
+use zkscope_proto::election::{parse_config, ConfigLine, Notification, Role, ServerState, Zxid};
+use zkscope_proto::quorum::PacketType;
+
+use crate::input::{print_summary, Consumer, InputArgs};
+use crate::print::Format;
+use crate::server::{print_ensemble_summary, ProtocolArgs, ServerConsumer};
+use crate::timefmt::TimeFormat;
+
+/// Options of `zkscope elections`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  zkscope elections -r ensemble.pcap\n  zkscope elections -i lo --format json | jq '.[] | {leader, start_ts, end_ts}'"
+)]
+pub struct ElectionsArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// An election (FLE) port (repeatable; discovered from the traffic otherwise).
+    #[arg(long = "fle-port", value_name = "PORT")]
+    pub fle_ports: Vec<u16>,
+
+    /// A quorum (ZAB) port (repeatable; discovered from the traffic otherwise).
+    #[arg(long = "zab-port", value_name = "PORT")]
+    pub zab_ports: Vec<u16>,
+
+    /// Output format: text, or a JSON array of rounds.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+
+    /// Print timestamps in the local time zone instead of UTC.
+    #[arg(long = "local-time")]
+    pub local_time: bool,
+
+    /// Print the date with each timestamp.
+    #[arg(long)]
+    pub date: bool,
+}
+
+/// A server's vote as a notification carried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Vote {
+    state: ServerState,
+    leader: i64,
+    zxid: Zxid,
+    election_epoch: i64,
+    peer_epoch: i64,
+}
+
+impl Vote {
+    fn of(n: &Notification<'_>) -> Self {
+        Vote {
+            state: n.state,
+            leader: n.leader,
+            zxid: n.zxid,
+            election_epoch: n.election_epoch,
+            peer_epoch: n.peer_epoch,
+        }
+    }
+}
+
+/// One election round.
+#[derive(Debug, Default)]
+struct Round {
+    start: Timestamp,
+    /// Time of its last event.
+    last: Timestamp,
+    /// Servers that were LOOKING in it.
+    looking: BTreeSet<i64>,
+    /// When each LOOKING server was seen settled, and how.
+    settled: BTreeMap<i64, (Timestamp, &'static str)>,
+    /// Latest vote of every server heard in the round.
+    votes: BTreeMap<i64, Vote>,
+    /// Vote changes in order (consecutive repeats of a server's vote left out).
+    history: Vec<(Timestamp, i64, Vote)>,
+    /// When a quorum of votes first agreed, and on whom (updated if it changes).
+    agreed: Option<(Timestamp, i64)>,
+    /// The leader as the quorum traffic shows it (LEADERINFO sender) and its new epoch.
+    zab_leader: Option<i64>,
+    zab_epoch: Option<u32>,
+    /// Voting members per the configuration carried by the notifications.
+    voters: Option<usize>,
+    /// When each learner got UPTODATE from the new leader.
+    uptodate: BTreeMap<i64, Timestamp>,
+    closed: bool,
+}
+
+impl Round {
+    fn new(ts: Timestamp) -> Self {
+        Round {
+            start: ts,
+            last: ts,
+            ..Round::default()
+        }
+    }
+
+    fn epoch(&self) -> Option<i64> {
+        self.votes.values().map(|v| v.election_epoch).max()
+    }
+
+    fn all_settled(&self) -> bool {
+        !self.looking.is_empty() && self.looking.iter().all(|s| self.settled.contains_key(s))
+    }
+
+    fn quorum(&self) -> usize {
+        let n = self.voters.unwrap_or(self.votes.len()).max(1);
+        n / 2 + 1
+    }
+
+    fn leader(&self) -> Option<i64> {
+        if let Some(l) = self.zab_leader {
+            return Some(l);
+        }
+        if let Some((_, l)) = self.agreed {
+            return Some(l);
+        }
+        // Settled servers that said whom they follow.
+        let mut count: BTreeMap<i64, usize> = BTreeMap::new();
+        for v in self.votes.values() {
+            if v.state != ServerState::LOOKING {
+                *count.entry(v.leader).or_default() += 1;
+            }
+        }
+        count.into_iter().max_by_key(|&(_, n)| n).map(|(l, _)| l)
+    }
+
+    fn end(&self) -> Timestamp {
+        let settled = self.settled.values().map(|(t, _)| *t).max();
+        match (settled, self.agreed) {
+            (Some(s), _) if self.all_settled() => s,
+            (s, Some((a, _))) => s.map_or(a, |s| s.max(a)),
+            (Some(s), None) => s,
+            (None, None) => self.last,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        let answered = self
+            .votes
+            .iter()
+            .any(|(sid, v)| v.state != ServerState::LOOKING && !self.looking.contains(sid));
+        match self.leader() {
+            Some(l) if answered && !self.looking.contains(&l) => "rejoin",
+            _ => "election",
+        }
+    }
+
+    fn check_agreement(&mut self, ts: Timestamp) {
+        let q = self.quorum();
+        let mut count: BTreeMap<i64, usize> = BTreeMap::new();
+        for v in self.votes.values() {
+            *count.entry(v.leader).or_default() += 1;
+        }
+        if let Some((&leader, _)) = count.iter().find(|&(_, &n)| n >= q) {
+            if self.agreed.is_none_or(|(_, l)| l != leader) {
+                self.agreed = Some((ts, leader));
+            }
+        }
+    }
+}
+
+/// A server that goes LOOKING this long after a quorum agreed, without having been LOOKING
+/// in that round, finds the settled ensemble: a round of its own (FLE decides within its
+/// 200 ms finalize wait after a quorum agrees).
+const JOIN_WINDOW_NS: i64 = 1_000_000_000;
+
+/// How many of the latest rounds late quorum evidence (FOLLOWERINFO, UPTODATE) may belong to.
+const RECENT: usize = 4;
+
+/// Builds rounds from election and quorum messages.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    rounds: Vec<Round>,
+    /// Voting members of the latest configuration seen.
+    voters: Option<usize>,
+    /// Notifications whose sender's id is unknown (not counted in rounds).
+    pub unknown_senders: u64,
+    /// Per server: seen settled since its last LOOKING vote, and that vote.
+    servers: BTreeMap<i64, (bool, Option<Vote>)>,
+    /// LOOKING notifications that only repeat a settled server's last LOOKING vote: a new
+    /// election connection starts with the last message sent to that peer (left out).
+    pub resent: u64,
+    /// Rounds already printed (live text output).
+    printed: usize,
+    live_text: Option<(TimeFormat, BufWriter<io::Stdout>)>,
+}
+
+impl Tracker {
+    fn current(&mut self) -> Option<&mut Round> {
+        self.rounds.last_mut().filter(|r| !r.closed)
+    }
+
+    fn close_current(&mut self) {
+        if let Some(r) = self.rounds.last_mut() {
+            r.closed = true;
+        }
+        self.print_closed();
+    }
+
+    fn print_closed(&mut self) {
+        let Some((time, out)) = self.live_text.as_mut() else {
+            return;
+        };
+        while self.printed < self.rounds.len() {
+            let Some(r) = self.rounds.get(self.printed) else {
+                break;
+            };
+            if !r.closed {
+                break;
+            }
+            let mut s = String::new();
+            round_text(&mut s, self.printed + 1, r, *time);
+            let _ = out.write_all(s.as_bytes());
+            let _ = out.flush();
+            self.printed += 1;
+        }
+    }
+
+    fn notification(&mut self, ts: Timestamp, sid: i64, n: &Notification<'_>) {
+        if let Some(text) = n.config_str() {
+            let voters = parse_config(text)
+                .filter(|l| matches!(l, ConfigLine::Server(s) if s.role == Role::Participant))
+                .count();
+            if voters > 0 {
+                self.voters = Some(voters);
+            }
+        }
+        let vote = Vote::of(n);
+        let looking = n.state == ServerState::LOOKING;
+        let known = self.servers.entry(sid).or_insert((false, None));
+        if looking {
+            if known.0 && known.1 == Some(vote) {
+                self.resent += 1;
+                return;
+            }
+            *known = (false, Some(vote));
+        } else {
+            known.0 = true;
+        }
+        let new_round = match self.current() {
+            None => looking,
+            Some(r) if looking => {
+                let agreed_long_ago = r
+                    .agreed
+                    .is_some_and(|(t, _)| ts.0.saturating_sub(t.0) > JOIN_WINDOW_NS);
+                r.all_settled()
+                    || r.settled.contains_key(&sid)
+                    || (agreed_long_ago && !r.looking.contains(&sid))
+                    || (r.agreed.is_some() && r.epoch().is_some_and(|e| vote.election_epoch > e))
+            }
+            Some(_) => false,
+        };
+        if new_round {
+            self.close_current();
+            self.rounds.push(Round::new(ts));
+        }
+        let voters = self.voters;
+        // Answers after a round closed still belong to it (they answer its last LOOKING votes).
+        let Some(r) = self.rounds.last_mut() else {
+            return;
+        };
+        r.last = ts;
+        r.voters = voters;
+        if looking {
+            r.looking.insert(sid);
+        } else if r.looking.contains(&sid) && !r.settled.contains_key(&sid) {
+            r.settled
+                .insert(sid, (ts, vote.state.name().unwrap_or("settled")));
+        }
+        if r.votes.get(&sid) != Some(&vote) {
+            r.votes.insert(sid, vote);
+            r.history.push((ts, sid, vote));
+        }
+        if !r.closed {
+            r.check_agreement(ts);
+            if r.all_settled() {
+                self.close_current();
+            }
+        }
+    }
+
+    /// A learner (FOLLOWERINFO/OBSERVERINFO) or leader (LEADERINFO) is past the election:
+    /// the latest recent round where it was LOOKING and not yet seen settled.
+    fn settle(&mut self, ts: Timestamp, sid: i64, how: &'static str) {
+        self.servers.entry(sid).or_insert((false, None)).0 = true;
+        let Some(r) = self
+            .rounds
+            .iter_mut()
+            .rev()
+            .take(RECENT)
+            .find(|r| r.looking.contains(&sid) && !r.settled.contains_key(&sid))
+        else {
+            return;
+        };
+        r.settled.insert(sid, (ts, how));
+        r.last = r.last.max(ts);
+        // Only the open round can close (older ones already are).
+        if self.current().is_some_and(|r| r.all_settled()) {
+            self.close_current();
+        }
+    }
+
+    fn zab(&mut self, m: &ZabMsg<'_>) {
+        let ZabKind::Packet(p) = &m.kind else {
+            return;
+        };
+        match p.packet_type {
+            PacketType::FOLLOWERINFO | PacketType::OBSERVERINFO if !m.from_leader => {
+                if let Some(sid) = m.sender_sid() {
+                    let how = if p.packet_type == PacketType::FOLLOWERINFO {
+                        "FOLLOWERINFO"
+                    } else {
+                        "OBSERVERINFO"
+                    };
+                    self.settle(m.ts, sid, how);
+                }
+            }
+            PacketType::LEADERINFO | PacketType::NEWLEADER if m.from_leader => {
+                let epoch = p.zxid.epoch();
+                let leader = m.sender_sid();
+                // The round this leader was elected in (open, or the last one).
+                if let Some(r) = self.rounds.last_mut() {
+                    if leader.is_some() && (r.leader().is_none() || r.leader() == leader) {
+                        r.zab_leader = leader.or(r.zab_leader);
+                    }
+                    r.zab_epoch = Some(epoch);
+                }
+                if p.packet_type == PacketType::LEADERINFO {
+                    if let Some(l) = leader {
+                        self.settle(m.ts, l, "LEADERINFO");
+                    }
+                }
+            }
+            PacketType::UPTODATE if m.from_leader => {
+                // The latest recent round the learner took part in.
+                let Some(learner) = m.receiver_sid() else {
+                    return;
+                };
+                let leader = m.sender_sid();
+                if let Some(r) = self.rounds.iter_mut().rev().take(RECENT).find(|r| {
+                    r.votes.contains_key(&learner)
+                        && (leader.is_none() || r.leader().is_none() || r.leader() == leader)
+                }) {
+                    r.uptodate.entry(learner).or_insert(m.ts);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl ServerSink for Tracker {
+    fn fle(&mut self, m: &FleMsg<'_>) {
+        let FleKind::Notification(n) = &m.kind else {
+            return;
+        };
+        match m.sender_sid() {
+            Some(sid) => self.notification(m.ts, sid, n),
+            None => self.unknown_senders += 1,
+        }
+    }
+
+    fn zab(&mut self, m: &ZabMsg<'_>) {
+        Tracker::zab(self, m);
+    }
+}
+
+impl ServerConsumer for Tracker {}
+
+/// Client messages are not part of the story.
+pub struct NoClients;
+
+impl ClientSink for NoClients {
+    fn message(&mut self, _: &Msg<'_>) {}
+}
+
+impl Consumer for NoClients {}
+
+fn secs(ts: Timestamp) -> f64 {
+    ts.micros() as f64 / 1e6
+}
+
+fn ms(from: Timestamp, to: Timestamp) -> f64 {
+    to.0.saturating_sub(from.0) as f64 / 1e6
+}
+
+#[derive(Serialize)]
+struct VoteJson {
+    sid: i64,
+    state: Option<&'static str>,
+    leader: i64,
+    zxid: i64,
+    zxid_hex: String,
+    election_epoch: i64,
+    peer_epoch: i64,
+}
+
+impl VoteJson {
+    fn new(sid: i64, v: &Vote) -> Self {
+        VoteJson {
+            sid,
+            state: v.state.name(),
+            leader: v.leader,
+            zxid: v.zxid.0,
+            zxid_hex: v.zxid.to_string(),
+            election_epoch: v.election_epoch,
+            peer_epoch: v.peer_epoch,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ChangeJson {
+    ts: f64,
+    #[serde(flatten)]
+    vote: VoteJson,
+}
+
+#[derive(Serialize)]
+struct SettledJson {
+    sid: i64,
+    ts: f64,
+    how: &'static str,
+}
+
+#[derive(Serialize)]
+struct UpToDateJson {
+    sid: i64,
+    ts: f64,
+    since_start_ms: f64,
+}
+
+#[derive(Serialize)]
+struct RoundJson {
+    round: usize,
+    kind: &'static str,
+    start_ts: f64,
+    end_ts: f64,
+    duration_ms: f64,
+    leader: Option<i64>,
+    epoch: Option<i64>,
+    zab_epoch: Option<u32>,
+    participants: Vec<i64>,
+    looking: Vec<i64>,
+    voters: Option<usize>,
+    quorum: usize,
+    agreed_ts: Option<f64>,
+    votes: Vec<VoteJson>,
+    history: Vec<ChangeJson>,
+    settled: Vec<SettledJson>,
+    uptodate: Vec<UpToDateJson>,
+    complete: bool,
+}
+
+fn round_json(n: usize, r: &Round) -> RoundJson {
+    let end = r.end();
+    RoundJson {
+        round: n,
+        kind: r.kind(),
+        start_ts: secs(r.start),
+        end_ts: secs(end),
+        duration_ms: ms(r.start, end),
+        leader: r.leader(),
+        epoch: r.epoch(),
+        zab_epoch: r.zab_epoch,
+        participants: r.votes.keys().copied().collect(),
+        looking: r.looking.iter().copied().collect(),
+        voters: r.voters,
+        quorum: r.quorum(),
+        agreed_ts: r.agreed.map(|(t, _)| secs(t)),
+        votes: r.votes.iter().map(|(s, v)| VoteJson::new(*s, v)).collect(),
+        history: r
+            .history
+            .iter()
+            .map(|(t, s, v)| ChangeJson {
+                ts: secs(*t),
+                vote: VoteJson::new(*s, v),
+            })
+            .collect(),
+        settled: r
+            .settled
+            .iter()
+            .map(|(s, (t, how))| SettledJson {
+                sid: *s,
+                ts: secs(*t),
+                how,
+            })
+            .collect(),
+        uptodate: r
+            .uptodate
+            .iter()
+            .map(|(s, t)| UpToDateJson {
+                sid: *s,
+                ts: secs(*t),
+                since_start_ms: ms(r.start, *t),
+            })
+            .collect(),
+        complete: r.all_settled(),
+    }
+}
+
+fn round_text(out: &mut String, n: usize, r: &Round, time: TimeFormat) {
+    let ts = |out: &mut String, t: Timestamp| time.write(out, t);
+    let end = r.end();
+    let _ = write!(out, "round {n} ({}): ", r.kind());
+    ts(out, r.start);
+    out.push_str(" -> ");
+    ts(out, end);
+    let _ = write!(out, " ({:.1} ms)", ms(r.start, end));
+    match r.leader() {
+        Some(l) => {
+            let _ = write!(out, " leader {l}");
+        }
+        None => out.push_str(" no leader"),
+    }
+    if let Some(e) = r.epoch() {
+        let _ = write!(out, ", election epoch {e}");
+    }
+    if let Some(e) = r.zab_epoch {
+        let _ = write!(out, ", new epoch {e}");
+    }
+    out.push('\n');
+    let list =
+        |s: &mut dyn Iterator<Item = i64>| s.map(|v| v.to_string()).collect::<Vec<_>>().join(",");
+    let _ = writeln!(
+        out,
+        "  participants {} (looking {}); quorum {} of {}",
+        list(&mut r.votes.keys().copied()),
+        list(&mut r.looking.iter().copied()),
+        r.quorum(),
+        r.voters.map_or_else(|| "?".into(), |v| v.to_string())
+    );
+    for (t, sid, v) in &r.history {
+        out.push_str("  ");
+        ts(out, *t);
+        let _ = writeln!(
+            out,
+            " +{:.1}ms server {sid} {} votes {} (zxid {} = {}, peer epoch {}, election epoch {})",
+            ms(r.start, *t),
+            v.state,
+            v.leader,
+            v.zxid,
+            v.zxid.epoch_counter(),
+            v.peer_epoch,
+            v.election_epoch
+        );
+    }
+    if let Some((t, l)) = r.agreed {
+        out.push_str("  quorum agreed on ");
+        let _ = write!(out, "{l} at ");
+        ts(out, t);
+        let _ = writeln!(out, " (+{:.1} ms)", ms(r.start, t));
+    }
+    for (sid, (t, how)) in &r.settled {
+        let _ = write!(out, "  server {sid} settled ({how}) at ");
+        ts(out, *t);
+        let _ = writeln!(out, " (+{:.1} ms)", ms(r.start, *t));
+    }
+    let finals: Vec<String> = r
+        .votes
+        .iter()
+        .map(|(s, v)| format!("{s}->{}", v.leader))
+        .collect();
+    let _ = writeln!(out, "  final votes {}", finals.join(" "));
+    for (sid, t) in &r.uptodate {
+        let _ = write!(out, "  server {sid} up to date at ");
+        ts(out, *t);
+        let _ = writeln!(out, " ({:.1} ms after the start)", ms(r.start, *t));
+    }
+    if !r.all_settled() {
+        out.push_str("  (not every LOOKING server was seen settling)\n");
+    }
+}
+
+/// `zkscope elections`.
+pub fn run(args: ElectionsArgs) -> Result<ExitCode> {
+    let time = TimeFormat {
+        local: args.local_time,
+        date: args.date,
+    };
+    let mut tracker = Tracker::default();
+    if args.input.iface.is_some() && args.format == Format::Text {
+        tracker.live_text = Some((time, BufWriter::new(io::stdout())));
+    }
+    let p = ProtocolArgs {
+        protocol: crate::server::Protocol::Auto,
+        fle_ports: args.fle_ports.clone(),
+        zab_ports: args.zab_ports.clone(),
+    };
+    let (h, filter) = crate::server::handler(&args.input, &p, Mode::Auto, NoClients, tracker)?;
+    let d = args.input.drive(h, filter)?;
+    let discovered = d.handler.discovered().to_vec();
+    let mut tracker = d.handler.sink;
+    tracker.close_current();
+    let mut out = io::stdout().lock();
+    let r = match args.format {
+        Format::Json => {
+            let rounds: Vec<RoundJson> = tracker
+                .rounds
+                .iter()
+                .enumerate()
+                .map(|(i, r)| round_json(i + 1, r))
+                .collect();
+            serde_json::to_writer(&mut out, &rounds)
+                .map_err(io::Error::from)
+                .and_then(|_| out.write_all(b"\n"))
+        }
+        Format::Text => {
+            let mut s = String::new();
+            for (i, r) in tracker.rounds.iter().enumerate().skip(tracker.printed) {
+                round_text(&mut s, i + 1, r, time);
+            }
+            if tracker.rounds.is_empty() {
+                s.push_str("no election seen\n");
+            }
+            out.write_all(s.as_bytes())
+        }
+    };
+    let r = r.and_then(|_| out.flush());
+    if let Err(e) = r {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(e).context("cannot write output");
+        }
+    }
+    if !args.input.quiet {
+        print_summary(&d.loop_stats, &d.tcp, &d.handler.client.stats, d.live);
+        print_ensemble_summary(&d.handler.stats, &discovered);
+        if tracker.unknown_senders > 0 {
+            eprintln!(
+                "elections   {} notifications from servers whose id is unknown were left out",
+                tracker.unknown_senders
+            );
+        }
+    }
+    if let Some(e) = d.read_error {
+        return Err(e.into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vote(state: ServerState, leader: i64, epoch: i64) -> Vote {
+        Vote {
+            state,
+            leader,
+            zxid: Zxid(0),
+            election_epoch: epoch,
+            peer_epoch: 0,
+        }
+    }
+
+    fn feed(t: &mut Tracker, ts: i64, sid: i64, v: Vote) {
+        let n = Notification {
+            state: v.state,
+            leader: v.leader,
+            zxid: v.zxid,
+            election_epoch: v.election_epoch,
+            peer_epoch: v.peer_epoch,
+            peer_epoch_derived: false,
+            version: Some(2),
+            version_ignored: false,
+            config: Some(zkscope_proto::jute::JStr(
+                b"server.1=h:1:2:participant\nserver.2=h:3:4:participant\nserver.3=h:5:6:participant",
+            )),
+            trailing: 0,
+        };
+        t.notification(Timestamp(ts * 1_000_000), sid, &n);
+    }
+
+    #[test]
+    fn election_then_rejoin_then_failover() {
+        use ServerState as S;
+        let mut t = Tracker::default();
+        // 1 and 2 elect 2.
+        feed(&mut t, 0, 1, vote(S::LOOKING, 1, 1));
+        feed(&mut t, 1, 2, vote(S::LOOKING, 2, 1));
+        feed(&mut t, 2, 1, vote(S::LOOKING, 2, 1));
+        feed(&mut t, 3, 2, vote(S::LEADING, 2, 1));
+        feed(&mut t, 4, 1, vote(S::FOLLOWING, 2, 1));
+        // 3 starts late and finds leader 2.
+        feed(&mut t, 99, 1, vote(S::LOOKING, 2, 1)); // resent on a new connection
+        feed(&mut t, 100, 3, vote(S::LOOKING, 3, 1));
+        feed(&mut t, 101, 1, vote(S::FOLLOWING, 2, 1));
+        feed(&mut t, 101, 2, vote(S::LEADING, 2, 1));
+        feed(&mut t, 102, 3, vote(S::FOLLOWING, 2, 1));
+        // 2 dies: 1 and 3 elect 3.
+        feed(&mut t, 200, 1, vote(S::LOOKING, 1, 2));
+        feed(&mut t, 200, 3, vote(S::LOOKING, 3, 2));
+        feed(&mut t, 201, 1, vote(S::LOOKING, 3, 2));
+        feed(&mut t, 202, 3, vote(S::LEADING, 3, 2));
+        feed(&mut t, 202, 1, vote(S::FOLLOWING, 3, 2));
+        t.close_current();
+        let leaders: Vec<_> = t.rounds.iter().map(|r| r.leader()).collect();
+        assert_eq!(leaders, [Some(2), Some(2), Some(3)]);
+        let kinds: Vec<_> = t.rounds.iter().map(|r| r.kind()).collect();
+        assert_eq!(kinds, ["election", "rejoin", "election"]);
+        assert_eq!(t.rounds[0].agreed.map(|a| a.0), Some(Timestamp(2_000_000)));
+        assert!(t.rounds.iter().all(|r| r.all_settled()));
+        assert_eq!(t.resent, 1);
+    }
+}
