@@ -8,6 +8,10 @@
 #   * tshark           – optional (editcap for pcapng fixtures, verification);
 #                        skip with ZKSCOPE_SKIP_TSHARK=1
 #   * python3-venv     – venv with `kazoo` for the Python workloads
+#   * python3-aiosmtpd – a real SMTP server for `zkscope monitor`'s email tests
+#   * prometheus-alertmanager – a real Alertmanager for `zkscope monitor`'s tests
+#                        (its service is not started here; tests run their own)
+#   * openssl          – certificates for the monitor's STARTTLS test
 #
 # Idempotent and quick when everything is already there: apt-get update and
 # apt-get install only run when a package is missing; pip only runs when the
@@ -31,7 +35,8 @@ if [ "$(id -u)" -ne 0 ]; then
     fi
 fi
 
-pkgs=(libpcap-dev zookeeper tcpdump python3-venv ca-certificates)
+pkgs=(libpcap-dev zookeeper tcpdump python3-venv ca-certificates
+      python3-aiosmtpd prometheus-alertmanager openssl)
 if [ "${ZKSCOPE_SKIP_TSHARK:-0}" != "1" ]; then
     pkgs+=(tshark)
 fi
@@ -64,6 +69,13 @@ done
 command -v java >/dev/null || { log "java not found"; exit 1; }
 command -v tcpdump >/dev/null || [ -x /usr/bin/tcpdump ] || [ -x /usr/sbin/tcpdump ] ||
     { log "tcpdump not found"; exit 1; }
+[ -x /usr/bin/prometheus-alertmanager ] || { log "prometheus-alertmanager not found"; exit 1; }
+/usr/bin/python3 -c "import aiosmtpd" 2>/dev/null || { log "python3-aiosmtpd not importable"; exit 1; }
+# Debian's prometheus-alertmanager ships a service on port 9093; tests start their own
+# Alertmanager on free ports, so it is not needed (stopped if systemd started it).
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus-alertmanager 2>/dev/null; then
+    $SUDO systemctl stop prometheus-alertmanager || true
+fi
 
 # The Debian package ships a ZooKeeper service; it is not needed (and on a
 # machine with systemd it would hold port 2181). Tests always use free ports,

@@ -28,6 +28,11 @@ pub struct DumpArgs {
     #[arg(long)]
     pub unpaired: bool,
 
+    /// A slow-request log: print only requests whose reply took longer than this (e.g. 50ms),
+    /// each with its reply.
+    #[arg(long, value_name = "DURATION", value_parser = zkscope_analysis::fmt::parse_duration)]
+    pub slow: Option<i64>,
+
     /// Show pings (text output hides them; JSON always has every message).
     #[arg(short = 'p', long = "include-pings")]
     pub include_pings: bool,
@@ -81,6 +86,7 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     let opts = PrintOptions {
         format: args.format,
         unpaired: args.unpaired,
+        slow: args.slow,
         show: args.show,
         include_pings: args.include_pings,
         colors: args.colors,

@@ -1,7 +1,7 @@
 //! Where packets come from and which conversations are kept: the options every command that
 //! reads traffic shares, the packet loop, and the end-of-run summary.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use zkscope_capture::client::{ClientConfig, ClientHandler, ClientSink, ClientStats, ServerSpec};
 use zkscope_capture::packet::{parse_tcp, Skip, Timestamp};
 use zkscope_capture::source::{CaptureError, CaptureStats, LiveOptions, PacketSource};
@@ -180,6 +181,23 @@ impl InputArgs {
     }
 }
 
+/// A progress bar for reading a file (bytes, rate, ETA) on stderr; a spinner when the size is
+/// unknown (standard input).
+fn progress_bar(position: Option<(u64, Option<u64>)>) -> ProgressBar {
+    match position.and_then(|(_, size)| size) {
+        Some(size) => ProgressBar::new(size).with_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {bytes} {binary_bytes_per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    }
+}
+
 /// Counters of the packet loop itself.
 #[derive(Debug, Default)]
 pub struct LoopStats {
@@ -306,6 +324,8 @@ impl InputArgs {
         let mut tracker = TcpTracker::new(TcpConfig::default());
         let mut stats = LoopStats::default();
         let mut read_error = None;
+        let progress = (!live && !self.quiet && io::stderr().is_terminal())
+            .then(|| progress_bar(source.position()));
         loop {
             if stop.load(Ordering::Relaxed) && !live {
                 break;
@@ -336,6 +356,16 @@ impl InputArgs {
             if handler.done() {
                 break;
             }
+            if let Some(bar) = &progress {
+                if stats.packets % 4096 == 0 {
+                    if let Some((read, _)) = source.position() {
+                        bar.set_position(read);
+                    }
+                }
+            }
+        }
+        if let Some(bar) = progress {
+            bar.finish_and_clear();
         }
         let end = stats.last_ts.unwrap_or(Timestamp(0));
         tracker.finish(&mut handler, end);

@@ -8,6 +8,7 @@ mod elections; // issue 3
 mod fields;
 mod input;
 mod jsonline;
+mod monitor;
 mod print;
 mod print_server; // issue 3
 mod server; // issue 3
@@ -44,6 +45,9 @@ enum Command {
     Latency(stats::StatsArgs),
     /// Leader elections told as a story: rounds, votes, the leader, how long it took.
     Elections(elections::ElectionsArgs),
+    /// Watch znodes against a YAML spec and alert (zk_monitor's replacement): clustered
+    /// agents, one alerts; HTTP /status, /metrics, /health.
+    Monitor(monitor::MonitorArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Dump(args) => dump::run(args),
         Command::Count(args) => stats::run(args, stats::Mode::Count),
         Command::Latency(args) => stats::run(args, stats::Mode::Latency),
+        Command::Monitor(args) => monitor::run(args),
         Command::Elections(args) => elections::run(args),
     };
     match result {

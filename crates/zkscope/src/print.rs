@@ -28,6 +28,8 @@ pub struct PrintOptions {
     pub format: Format,
     /// Print each message when it arrives instead of each request with its reply.
     pub unpaired: bool,
+    /// Only requests whose reply took longer than this many nanoseconds, with their replies.
+    pub slow: Option<i64>,
     /// Every decoded field, one per line.
     pub show: bool,
     pub include_pings: bool,
@@ -280,6 +282,18 @@ impl<W: Write> Printer<W> {
 
 impl<W: Write> ClientSink for Printer<W> {
     fn message(&mut self, m: &Msg<'_>) {
+        if let Some(limit) = self.opts.slow {
+            // The slow-request log shows replies (with their requests) and nothing else.
+            let slow = match &m.kind {
+                Kind::Reply {
+                    request: Some(p), ..
+                } => m.ts.0 - p.ts.0 > limit,
+                _ => false,
+            };
+            if !slow {
+                return;
+            }
+        }
         match self.opts.format {
             Format::Text => self.text(m),
             Format::Json => self.json(m),

@@ -190,6 +190,7 @@ pub fn dump(args: DumpArgs) -> Result<ExitCode> {
         PrintOptions {
             format: args.format,
             unpaired: args.unpaired,
+            slow: args.slow,
             show: args.show,
             include_pings: args.include_pings,
             colors: args.colors,

@@ -170,3 +170,38 @@ fn help_is_there() {
         assert!(out.contains(flag), "dump --help lacks {flag}");
     }
 }
+
+#[test]
+fn slow_request_log() {
+    let f = "fixtures/real/zk38-session.pcap";
+    let all = json(f, &[]);
+    let expected: Vec<(i64, i64)> = all
+        .iter()
+        .filter(|m| m["latency_us"].as_f64().is_some_and(|l| l > 5000.0))
+        .filter(|m| m["dir"] == "reply")
+        .map(|m| (m["conn"].as_i64().unwrap(), m["xid"].as_i64().unwrap()))
+        .collect();
+    assert!(expected.len() > 5 && expected.len() < all.len() / 4);
+    let slow = json(f, &["--slow", "5ms"]);
+    let got: Vec<(i64, i64)> = slow
+        .iter()
+        .map(|m| (m["conn"].as_i64().unwrap(), m["xid"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(got, expected);
+    // Text: each slow request with its reply, nothing else.
+    let text = run_ok(&[
+        "dump",
+        "-q",
+        "-p",
+        "--slow",
+        "5ms",
+        "-r",
+        repo(f).to_str().unwrap(),
+    ]);
+    assert_eq!(text.lines().count(), 2 * expected.len());
+    assert!(text
+        .lines()
+        .skip(1)
+        .step_by(2)
+        .all(|l| l.starts_with("————► ")));
+}
