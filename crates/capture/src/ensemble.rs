@@ -173,6 +173,18 @@ pub struct ServerConn {
     pub observer: bool,
 }
 
+impl ServerConn {
+    /// The address and server id of one end: the initiator/learner (`client`) or the
+    /// acceptor/leader.
+    pub fn end(&self, client: bool) -> (SocketAddr, Option<i64>) {
+        if client {
+            (self.client, self.client_sid)
+        } else {
+            (self.server, self.server_sid)
+        }
+    }
+}
+
 /// A decoded election-port message.
 #[derive(Debug)]
 pub struct FleMsg<'a> {
@@ -212,38 +224,22 @@ pub enum FleKind<'a> {
 impl FleMsg<'_> {
     /// Sender's address.
     pub fn src(&self) -> SocketAddr {
-        if self.from_initiator {
-            self.conn.client
-        } else {
-            self.conn.server
-        }
+        self.conn.end(self.from_initiator).0
     }
 
     /// Receiver's address.
     pub fn dst(&self) -> SocketAddr {
-        if self.from_initiator {
-            self.conn.server
-        } else {
-            self.conn.client
-        }
+        self.conn.end(!self.from_initiator).0
     }
 
     /// Sender's server id, when known.
     pub fn sender_sid(&self) -> Option<i64> {
-        if self.from_initiator {
-            self.conn.client_sid
-        } else {
-            self.conn.server_sid
-        }
+        self.conn.end(self.from_initiator).1
     }
 
     /// Receiver's server id, when known.
     pub fn receiver_sid(&self) -> Option<i64> {
-        if self.from_initiator {
-            self.conn.server_sid
-        } else {
-            self.conn.client_sid
-        }
+        self.conn.end(!self.from_initiator).1
     }
 }
 
@@ -301,38 +297,22 @@ pub enum ZabKind<'a> {
 impl ZabMsg<'_> {
     /// Sender's address.
     pub fn src(&self) -> SocketAddr {
-        if self.from_leader {
-            self.conn.server
-        } else {
-            self.conn.client
-        }
+        self.conn.end(!self.from_leader).0
     }
 
     /// Receiver's address.
     pub fn dst(&self) -> SocketAddr {
-        if self.from_leader {
-            self.conn.client
-        } else {
-            self.conn.server
-        }
+        self.conn.end(self.from_leader).0
     }
 
     /// Sender's server id, when known.
     pub fn sender_sid(&self) -> Option<i64> {
-        if self.from_leader {
-            self.conn.server_sid
-        } else {
-            self.conn.client_sid
-        }
+        self.conn.end(!self.from_leader).1
     }
 
     /// Receiver's server id, when known.
     pub fn receiver_sid(&self) -> Option<i64> {
-        if self.from_leader {
-            self.conn.client_sid
-        } else {
-            self.conn.server_sid
-        }
+        self.conn.end(self.from_leader).1
     }
 }
 
