@@ -33,6 +33,7 @@
 mod agg;
 mod call;
 pub mod compat;
+pub mod digest;
 pub mod fmt;
 mod key;
 mod latency;

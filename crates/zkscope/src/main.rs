@@ -3,6 +3,7 @@
 //! The binary is thin: argument parsing, the packet loop and the printers. Decoding lives in
 //! `zkscope-proto` (wire formats) and `zkscope-capture` (packets, TCP, conversations).
 
+mod digest;
 mod dump;
 mod elections; // issue 3
 mod fields;
@@ -43,6 +44,9 @@ enum Command {
     Count(stats::StatsArgs),
     /// Latency percentiles of calls (HDR histograms) grouped by path, type, client, …
     Latency(stats::StatsArgs),
+    /// A pt-query-digest-style report: request classes ranked by response time, with their
+    /// metrics, clients, errors and latency histograms; sessions, watches, four-letter words.
+    Digest(digest::DigestArgs),
     /// Leader elections told as a story: rounds, votes, the leader, how long it took.
     Elections(elections::ElectionsArgs),
     /// Watch znodes against a YAML spec and alert (zk_monitor's replacement): clustered
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Dump(args) => dump::run(args),
         Command::Count(args) => stats::run(args, stats::Mode::Count),
         Command::Latency(args) => stats::run(args, stats::Mode::Latency),
+        Command::Digest(args) => digest::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Elections(args) => elections::run(args),
     };

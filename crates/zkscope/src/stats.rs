@@ -314,7 +314,7 @@ pub fn run(args: StatsArgs, mode: Mode) -> Result<ExitCode> {
 
 /// Writes a command's output, then (unless the output pipe was closed) the note and the
 /// end-of-run summary on stderr; a truncated input is an error after its packets were used.
-fn emit<S>(
+pub(crate) fn emit<S>(
     mut outcome: Outcome<S>,
     input: &InputArgs,
     text: &[u8],

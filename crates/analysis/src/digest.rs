@@ -1,0 +1,802 @@
+//! The digest: a pt-query-digest-style report of ZooKeeper client traffic.
+//!
+//! [`Digest`] is a [`ClientSink`]: it turns messages into [`Call`]s with a [`CallBuilder`]
+//! and keeps, in bounded memory,
+//!
+//! - overall figures: time range, servers, totals, latency / request bytes / reply bytes
+//!   distributions ([`Metric`]);
+//! - request *classes* (operation + normalised path, sequential suffixes folded to `-N`,
+//!   aggregation depth honoured), each with its metrics, top clients and sessions, error
+//!   codes and a log10 latency histogram ([`Class`]);
+//! - sessions (connects, reconnects, expirations, closes, negotiated timeouts), watches (set,
+//!   fired) and four-letter words.
+//!
+//! Pings are counted apart and are not classes. Classes, clients and sessions are capped;
+//! what does not fit is folded into `(other)` and counted.
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Display;
+use std::hash::Hash;
+use std::net::SocketAddr;
+
+use zkscope_capture::client::{ClientSink, Kind, Msg};
+use zkscope_capture::packet::Timestamp;
+use zkscope_proto::client::{ErrCode, OpCode};
+
+use crate::agg::{write_value, NO_REPLY, OTHER};
+use crate::call::{Call, CallBuilder, CallKind};
+use crate::key::{GroupKey, PathNorm};
+use crate::latency::LatencyStats;
+
+/// Labels of the latency histogram buckets (log10, pt-query-digest's).
+pub const BUCKETS: [&str; 8] = ["1us", "10us", "100us", "1ms", "10ms", "100ms", "1s", "10s+"];
+
+/// A bound of the reported time window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeBound {
+    /// An absolute capture time.
+    At(Timestamp),
+    /// Nanoseconds after the first message.
+    After(i64),
+}
+
+impl TimeBound {
+    fn resolve(self, first: Timestamp) -> Timestamp {
+        match self {
+            TimeBound::At(t) => t,
+            TimeBound::After(ns) => Timestamp(first.0.saturating_add(ns)),
+        }
+    }
+}
+
+/// What a [`Digest`] keeps.
+#[derive(Debug, Clone)]
+pub struct DigestConfig {
+    /// Path normalisation of classes (sequential folding is normally on).
+    pub paths: PathNorm,
+    /// Distinct classes kept; later ones fold into `(other)`.
+    pub max_classes: usize,
+    /// Distinct values (clients, sessions, paths, …) kept per counter; later ones fold into
+    /// `(other)`.
+    pub max_values: usize,
+    /// Only calls that start at or after this.
+    pub since: Option<TimeBound>,
+    /// Only calls that start before this.
+    pub until: Option<TimeBound>,
+    /// Stop once a message arrives this long (ns, capture clock) after the first.
+    pub duration_ns: Option<i64>,
+    /// Connections whose state is kept by the call builder.
+    pub max_conns: usize,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        DigestConfig {
+            paths: PathNorm {
+                depth: 0,
+                fold_sequential: true,
+            },
+            max_classes: 10_000,
+            max_values: 1_000,
+            since: None,
+            until: None,
+            duration_ns: None,
+            max_conns: 1 << 20,
+        }
+    }
+}
+
+/// A distribution with exact count, sum, min, max and standard deviation, and quantiles from
+/// [`LatencyStats`] (HDR, 3 significant digits).
+#[derive(Debug, Clone, Default)]
+pub struct Metric {
+    dist: LatencyStats,
+    sum: f64,
+    sumsq: f64,
+}
+
+impl Metric {
+    /// Records a latency in nanoseconds.
+    pub fn record_ns(&mut self, ns: i64) {
+        let us = ns.max(0) as f64 / 1e3;
+        self.dist.record_ns(ns);
+        self.sum += us;
+        self.sumsq += us * us;
+    }
+
+    /// Records a size in bytes (kept as "microseconds" of the underlying histogram).
+    pub fn record_bytes(&mut self, b: u64) {
+        let ns = i64::try_from(b.saturating_mul(1000)).unwrap_or(i64::MAX);
+        self.dist.record_ns(ns);
+        self.sum += b as f64;
+        self.sumsq += (b as f64) * (b as f64);
+    }
+
+    /// Samples.
+    pub fn count(&self) -> u64 {
+        self.dist.count()
+    }
+    /// Sum (µs for latencies, bytes for sizes).
+    pub fn total(&self) -> f64 {
+        self.sum
+    }
+    /// Smallest sample.
+    pub fn min(&self) -> Option<f64> {
+        self.dist.min_ns().map(|v| v as f64 / 1e3)
+    }
+    /// Largest sample.
+    pub fn max(&self) -> Option<f64> {
+        self.dist.max_ns().map(|v| v as f64 / 1e3)
+    }
+    /// Mean.
+    pub fn mean(&self) -> Option<f64> {
+        let n = self.count();
+        (n > 0).then(|| self.sum / n as f64)
+    }
+    /// Population standard deviation.
+    pub fn stddev(&self) -> Option<f64> {
+        let m = self.mean()?;
+        let n = self.count() as f64;
+        Some((self.sumsq / n - m * m).max(0.0).sqrt())
+    }
+    /// Variance-to-mean ratio (index of dispersion), in the metric's unit.
+    pub fn variance_to_mean(&self) -> Option<f64> {
+        let m = self.mean()?;
+        let sd = self.stddev()?;
+        Some(if m > 0.0 { sd * sd / m } else { 0.0 })
+    }
+    /// Quantile `q` (HDR's definition; exact for fewer than 64 samples).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        self.dist.quantile_us(q).map(|v| v as f64)
+    }
+}
+
+/// A session id as reports show it: `0x…`, `-` before the handshake told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub Option<i64>);
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(s) => write!(f, "{s:#x}"),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// Counts per value, at most `cap` distinct values; the rest fold into `(other)`.
+#[derive(Debug, Clone)]
+pub struct Counter<K> {
+    map: HashMap<K, u64>,
+    /// Counts of values beyond the cap.
+    pub other: u64,
+}
+
+impl<K> Default for Counter<K> {
+    fn default() -> Self {
+        Counter {
+            map: HashMap::new(),
+            other: 0,
+        }
+    }
+}
+
+impl<K: Hash + Eq + Display> Counter<K> {
+    /// Adds `n` to `key` (made by `make` when new).
+    pub fn add_with<Q>(&mut self, key: &Q, n: u64, cap: usize, make: impl FnOnce(&Q) -> K)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(v) = self.map.get_mut(key) {
+            *v += n;
+        } else if self.map.len() < cap {
+            self.map.insert(make(key), n);
+        } else {
+            self.other += n;
+        }
+    }
+
+    /// Distinct values kept.
+    pub fn distinct(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when values were folded into `(other)`.
+    pub fn capped(&self) -> bool {
+        self.other > 0
+    }
+
+    /// Sum of all counts.
+    pub fn total(&self) -> u64 {
+        self.map.values().sum::<u64>() + self.other
+    }
+
+    /// The `n` largest values as text, by count descending then text.
+    pub fn top(&self, n: usize) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self.map.iter().map(|(k, c)| (k.to_string(), *c)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    }
+}
+
+impl<K: Hash + Eq + Display + Copy> Counter<K> {
+    /// Adds `n` to `key`.
+    pub fn add(&mut self, key: K, n: u64, cap: usize) {
+        self.add_with(&key, n, cap, |k| *k);
+    }
+}
+
+impl Counter<Box<str>> {
+    /// Adds `n` to a text value.
+    pub fn add_str(&mut self, key: &str, n: u64, cap: usize) {
+        self.add_with(key, n, cap, |k: &str| Box::from(k));
+    }
+}
+
+/// One request class: operation + normalised path.
+#[derive(Debug, Clone, Default)]
+pub struct Class {
+    /// Operation name (`getData`).
+    pub op: String,
+    /// Normalised path (empty when the operation has none).
+    pub path: String,
+    /// Order of first appearance.
+    pub seq: u64,
+    /// Calls.
+    pub calls: u64,
+    /// Calls answered with an error.
+    pub errors: u64,
+    /// Calls without a captured reply.
+    pub no_reply: u64,
+    /// Latency (µs).
+    pub latency: Metric,
+    /// Request frame length (bytes).
+    pub request_bytes: Metric,
+    /// Reply frame length (bytes, answered calls).
+    pub reply_bytes: Metric,
+    /// Requests with the watch flag set.
+    pub watches: u64,
+    /// First call start.
+    pub first: Option<Timestamp>,
+    /// Last call end.
+    pub last: Option<Timestamp>,
+    /// Calls per client `ip:port`.
+    pub clients: Counter<SocketAddr>,
+    /// Calls per session.
+    pub sessions: Counter<SessionId>,
+    /// Calls per reply error code (`None`: no reply).
+    pub errs: BTreeMap<Option<ErrCode>, u64>,
+    /// Latency histogram, see [`BUCKETS`].
+    pub histogram: [u64; 8],
+}
+
+/// The bucket of a latency: `<10us` → 0, `<100us` → 1, …, `>=10s` → 7.
+pub fn bucket(ns: i64) -> usize {
+    let mut us = ns.max(0) / 1000;
+    let mut i = 0;
+    while us >= 10 && i < 7 {
+        us /= 10;
+        i += 1;
+    }
+    i
+}
+
+impl Class {
+    fn add(&mut self, c: &Call<'_>, cap: usize) {
+        self.calls += 1;
+        self.first = Some(self.first.map_or(c.start, |t| t.min(c.start)));
+        self.last = Some(self.last.map_or(c.end, |t| t.max(c.end)));
+        self.request_bytes.record_bytes(u64::from(c.request_size));
+        match c.err {
+            None => self.no_reply += 1,
+            Some(e) if !e.is_ok() => self.errors += 1,
+            Some(_) => {}
+        }
+        if c.err.is_some() {
+            self.reply_bytes.record_bytes(c.reply_size);
+        }
+        if let Some(l) = c.latency_ns {
+            self.latency.record_ns(l);
+            if let Some(b) = self.histogram.get_mut(bucket(l)) {
+                *b += 1;
+            }
+        }
+        if c.watch == Some(true) {
+            self.watches += 1;
+        }
+        self.clients.add(c.conn.client, 1, cap);
+        self.sessions.add(SessionId(c.conn.session), 1, cap);
+        // Bounded: error codes are a small set of i32 values the server sends.
+        if self.errs.len() < 256 || self.errs.contains_key(&c.err) {
+            *self.errs.entry(c.err).or_default() += 1;
+        }
+    }
+
+    /// The error codes by name (`OK`, `NONODE`, `(no reply)`), most frequent first.
+    pub fn error_names(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .errs
+            .iter()
+            .map(|(e, n)| {
+                let name = match e {
+                    Some(e) => e.to_string(),
+                    None => NO_REPLY.to_string(),
+                };
+                (name, *n)
+            })
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    /// Label of the class: `getData /a/b`.
+    pub fn label(&self) -> String {
+        if self.path.is_empty() {
+            self.op.clone()
+        } else {
+            format!("{} {}", self.op, self.path)
+        }
+    }
+}
+
+/// Distinct keys of the small maps (timeouts, event types): the wire could send any value.
+const SMALL_MAP: usize = 64;
+
+/// Adds one to `k`, unless the map is full and `k` is new (then returns false).
+fn bump<K: Ord>(m: &mut BTreeMap<K, u64>, k: K, cap: usize) -> bool {
+    if m.len() >= cap && !m.contains_key(&k) {
+        return false;
+    }
+    *m.entry(k).or_default() += 1;
+    true
+}
+
+/// Sessions section.
+#[derive(Debug, Clone, Default)]
+pub struct Sessions {
+    /// Handshakes asking for a new session.
+    pub connects: u64,
+    /// Handshakes resuming a session (ConnectRequest with a non-zero session id).
+    pub reconnects: u64,
+    /// Handshakes answered with timeout 0 (session expired / invalid).
+    pub expirations: u64,
+    /// Handshakes without a captured answer.
+    pub unanswered: u64,
+    /// closeSession requests.
+    pub closes: u64,
+    /// Connect latency.
+    pub connect_latency: Metric,
+    /// Negotiated session timeouts (ms) of successful handshakes.
+    pub timeouts: BTreeMap<i32, u64>,
+    /// Handshakes whose timeout was beyond the distinct values kept.
+    pub timeouts_other: u64,
+    /// Distinct sessions seen in calls.
+    pub seen: Counter<SessionId>,
+}
+
+/// Watches section.
+#[derive(Debug, Clone, Default)]
+pub struct Watches {
+    /// Requests with the watch flag set, per operation.
+    pub set_by_op: BTreeMap<String, u64>,
+    /// Requests with the watch flag set, per path (normalised).
+    pub set_by_path: Counter<Box<str>>,
+    /// addWatch requests.
+    pub add_watch: u64,
+    /// setWatches / setWatches2 requests (re-arming after a reconnect).
+    pub set_watches: u64,
+    /// Watch events, per event type.
+    pub fired_by_type: BTreeMap<String, u64>,
+    /// Watch events of types beyond the distinct values kept.
+    pub fired_other_types: u64,
+    /// Watch events, per path (normalised).
+    pub fired_by_path: Counter<Box<str>>,
+}
+
+/// Four-letter words.
+#[derive(Debug, Clone, Default)]
+pub struct FourLetter {
+    /// Per command: exchanges, reply bytes.
+    pub commands: BTreeMap<String, (u64, u64)>,
+    /// Latency of answered commands.
+    pub latency: Metric,
+}
+
+/// The digest of a capture. See the module documentation.
+#[derive(Debug)]
+pub struct Digest {
+    cfg: DigestConfig,
+    builder: CallBuilder,
+    classes: HashMap<Box<str>, Class>,
+    other: Class,
+    /// Calls folded into the `(other)` class.
+    pub folded_calls: u64,
+    next_seq: u64,
+    first_msg: Option<Timestamp>,
+    last_msg: Option<Timestamp>,
+    /// First and last call in the window.
+    pub first: Option<Timestamp>,
+    /// See [`Digest::first`].
+    pub last: Option<Timestamp>,
+    /// Servers (`ip:port`) by calls.
+    pub servers: Counter<SocketAddr>,
+    /// Clients (`ip:port`) by calls.
+    pub clients: Counter<SocketAddr>,
+    /// Latency of all classified calls.
+    pub latency: Metric,
+    /// Request bytes of all classified calls.
+    pub request_bytes: Metric,
+    /// Reply bytes of all answered classified calls.
+    pub reply_bytes: Metric,
+    /// Calls in classes.
+    pub calls: u64,
+    /// … answered with an error.
+    pub errors: u64,
+    /// … without a reply.
+    pub no_reply: u64,
+    /// Pings (not classes).
+    pub pings: u64,
+    /// Calls outside `--since/--until`.
+    pub outside_window: u64,
+    /// Sessions section.
+    pub sessions: Sessions,
+    /// Watches section.
+    pub watches: Watches,
+    /// Four-letter words section.
+    pub four_letter: FourLetter,
+    stopped: bool,
+    buf: String,
+    pending_timeouts: HashMap<u64, i32>,
+}
+
+impl Digest {
+    /// An empty digest.
+    pub fn new(cfg: DigestConfig) -> Self {
+        Digest {
+            builder: CallBuilder::new(cfg.max_conns),
+            cfg,
+            classes: HashMap::new(),
+            other: Class {
+                op: OTHER.to_string(),
+                ..Class::default()
+            },
+            folded_calls: 0,
+            next_seq: 0,
+            first_msg: None,
+            last_msg: None,
+            first: None,
+            last: None,
+            servers: Counter::default(),
+            clients: Counter::default(),
+            latency: Metric::default(),
+            request_bytes: Metric::default(),
+            reply_bytes: Metric::default(),
+            calls: 0,
+            errors: 0,
+            no_reply: 0,
+            pings: 0,
+            outside_window: 0,
+            sessions: Sessions::default(),
+            watches: Watches::default(),
+            four_letter: FourLetter::default(),
+            stopped: false,
+            buf: String::new(),
+            pending_timeouts: HashMap::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DigestConfig {
+        &self.cfg
+    }
+
+    /// True once `--duration` elapsed.
+    pub fn done(&self) -> bool {
+        self.stopped
+    }
+
+    /// Reports the handshakes still unanswered (call at the end of the input).
+    pub fn finish(&mut self) {
+        let end = self.last_msg.unwrap_or(Timestamp::ZERO);
+        let mut builder = std::mem::take(&mut self.builder);
+        builder.finish(end, &mut |c| self.take(c, None));
+        self.builder = builder;
+    }
+
+    /// The classes (the `(other)` class not included), in first-seen order.
+    pub fn classes(&self) -> Vec<&Class> {
+        let mut v: Vec<&Class> = self.classes.values().collect();
+        v.sort_by_key(|c| c.seq);
+        v
+    }
+
+    /// The `(other)` class, when classes were folded.
+    pub fn other_class(&self) -> Option<&Class> {
+        (self.folded_calls > 0).then_some(&self.other)
+    }
+
+    /// Wall span of the window in seconds (first call start to last call end).
+    pub fn span_secs(&self) -> f64 {
+        match (self.first, self.last) {
+            (Some(a), Some(b)) => (b.0.saturating_sub(a.0)) as f64 / 1e9,
+            _ => 0.0,
+        }
+    }
+
+    fn in_window(&self, t: Timestamp) -> bool {
+        let Some(first) = self.first_msg else {
+            return true;
+        };
+        if self.cfg.since.is_some_and(|b| t < b.resolve(first)) {
+            return false;
+        }
+        self.cfg.until.is_none_or(|b| t < b.resolve(first))
+    }
+
+    fn take(&mut self, c: &Call<'_>, timeout: Option<i32>) {
+        if !self.in_window(c.start) {
+            self.outside_window += 1;
+            return;
+        }
+        let cap = self.cfg.max_values;
+        match c.kind {
+            CallKind::Request(OpCode::PING) => {
+                self.pings += 1;
+                return;
+            }
+            CallKind::Connect { session_requested } => {
+                if session_requested != 0 {
+                    self.sessions.reconnects += 1;
+                } else {
+                    self.sessions.connects += 1;
+                }
+                match (c.err, timeout) {
+                    (None, _) => self.sessions.unanswered += 1,
+                    (Some(_), Some(t)) if t <= 0 => self.sessions.expirations += 1,
+                    (Some(e), _) if !e.is_ok() => self.sessions.expirations += 1,
+                    (Some(_), Some(t)) => {
+                        if !bump(&mut self.sessions.timeouts, t, SMALL_MAP) {
+                            self.sessions.timeouts_other += 1;
+                        }
+                    }
+                    (Some(_), None) => {}
+                }
+                if let Some(l) = c.latency_ns {
+                    self.sessions.connect_latency.record_ns(l);
+                }
+                return;
+            }
+            CallKind::Event(e) => {
+                let name = e.name().map_or_else(|| e.0.to_string(), str::to_string);
+                if !bump(&mut self.watches.fired_by_type, name, SMALL_MAP) {
+                    self.watches.fired_other_types += 1;
+                }
+                self.buf.clear();
+                if let Some(p) = c.path {
+                    self.cfg.paths.write(&mut self.buf, p);
+                }
+                self.watches.fired_by_path.add_str(&self.buf, 1, cap);
+                return;
+            }
+            CallKind::FourLetter(cmd) => {
+                let e = self
+                    .four_letter
+                    .commands
+                    .entry(cmd.to_string())
+                    .or_default();
+                e.0 += 1;
+                e.1 += c.reply_size;
+                if let Some(l) = c.latency_ns {
+                    self.four_letter.latency.record_ns(l);
+                }
+                return;
+            }
+            CallKind::Request(op) => {
+                if op == OpCode::CLOSE_SESSION {
+                    self.sessions.closes += 1;
+                } else if op == OpCode::ADD_WATCH {
+                    self.watches.add_watch += 1;
+                } else if op == OpCode::SET_WATCHES || op == OpCode::SET_WATCHES2 {
+                    self.watches.set_watches += 1;
+                }
+            }
+        }
+        // A classified request.
+        self.first = Some(self.first.map_or(c.start, |t| t.min(c.start)));
+        self.last = Some(self.last.map_or(c.end, |t| t.max(c.end)));
+        self.calls += 1;
+        match c.err {
+            None => self.no_reply += 1,
+            Some(e) if !e.is_ok() => self.errors += 1,
+            Some(_) => {}
+        }
+        if let Some(l) = c.latency_ns {
+            self.latency.record_ns(l);
+        }
+        self.request_bytes.record_bytes(u64::from(c.request_size));
+        if c.err.is_some() {
+            self.reply_bytes.record_bytes(c.reply_size);
+        }
+        self.servers.add(c.conn.server, 1, cap);
+        self.clients.add(c.conn.client, 1, cap);
+        if let Some(s) = c.conn.session {
+            self.sessions.seen.add(SessionId(Some(s)), 1, cap);
+        }
+        let buf = &mut self.buf;
+        // Class key: op, a space, path.
+        buf.clear();
+        write_value(buf, GroupKey::Op, PathNorm::default(), c);
+        let op_len = buf.len();
+        buf.push(' ');
+        write_value(buf, GroupKey::Path, self.cfg.paths, c);
+        if c.watch == Some(true) {
+            let path = buf.get(op_len + 1..).unwrap_or("");
+            *self
+                .watches
+                .set_by_op
+                .entry(buf.get(..op_len).unwrap_or("").to_string())
+                .or_default() += 1;
+            self.watches.set_by_path.add_str(path, 1, cap);
+        }
+        if let Some(cl) = self.classes.get_mut(buf.as_str()) {
+            cl.add(c, cap);
+        } else if self.classes.len() < self.cfg.max_classes {
+            let mut cl = Class {
+                op: buf.get(..op_len).unwrap_or("").to_string(),
+                path: buf.get(op_len + 1..).unwrap_or("").to_string(),
+                seq: self.next_seq,
+                ..Class::default()
+            };
+            self.next_seq += 1;
+            cl.add(c, cap);
+            self.classes.insert(buf.as_str().into(), cl);
+        } else {
+            self.folded_calls += 1;
+            self.other.add(c, cap);
+        }
+    }
+}
+
+impl ClientSink for Digest {
+    fn message(&mut self, m: &Msg<'_>) {
+        if self.stopped {
+            return;
+        }
+        let first = *self.first_msg.get_or_insert(m.ts);
+        if let Some(d) = self.cfg.duration_ns {
+            if m.ts.0.saturating_sub(first.0) >= d {
+                self.stopped = true;
+                return;
+            }
+        }
+        self.last_msg = Some(self.last_msg.map_or(m.ts, |t| t.max(m.ts)));
+        let timeout = match &m.kind {
+            Kind::ConnectResponse(r) => Some(r.timeout),
+            _ => None,
+        };
+        if let Some(t) = timeout {
+            // Bounded: one entry, consumed by the call this message makes.
+            self.pending_timeouts.insert(m.conn.id, t);
+        }
+        let mut builder = std::mem::take(&mut self.builder);
+        builder.message(m, &mut |c| {
+            let t = match c.kind {
+                CallKind::Connect { .. } if c.err.is_some() => {
+                    self.pending_timeouts.remove(&c.conn.id)
+                }
+                _ => None,
+            };
+            self.take(c, t);
+        });
+        self.builder = builder;
+        self.pending_timeouts.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_log10() {
+        assert_eq!(bucket(0), 0);
+        assert_eq!(bucket(9_999), 0);
+        assert_eq!(bucket(10_000), 1);
+        assert_eq!(bucket(999_999), 2);
+        assert_eq!(bucket(1_000_000), 3);
+        assert_eq!(bucket(50_000_000), 4);
+        assert_eq!(bucket(999_000_000), 5);
+        assert_eq!(bucket(1_000_000_000), 6);
+        assert_eq!(bucket(10_000_000_000), 7);
+        assert_eq!(bucket(i64::MAX), 7);
+        assert_eq!(bucket(-3), 0);
+    }
+
+    #[test]
+    fn metric_figures() {
+        let mut m = Metric::default();
+        for b in [10u64, 20, 30, 40] {
+            m.record_bytes(b);
+        }
+        assert_eq!(m.count(), 4);
+        assert_eq!(m.total(), 100.0);
+        assert_eq!(m.min(), Some(10.0));
+        assert_eq!(m.max(), Some(40.0));
+        assert_eq!(m.mean(), Some(25.0));
+        assert_eq!(m.quantile(0.5), Some(20.0));
+        assert_eq!(m.quantile(0.95), Some(40.0));
+        let sd = m.stddev().unwrap();
+        assert!((sd - 125f64.sqrt()).abs() < 1e-9);
+        assert!((m.variance_to_mean().unwrap() - 5.0).abs() < 1e-9);
+        let mut l = Metric::default();
+        l.record_ns(1_500_000);
+        assert_eq!(l.total(), 1500.0);
+    }
+
+    fn handshake(d: &mut Digest, id: u64, requested: i64, timeout: i32, t: i64) {
+        use zkscope_capture::client::ConnInfo;
+        use zkscope_proto::client::{ConnectRequest, ConnectResponse};
+        let conn = ConnInfo {
+            id,
+            client: "10.0.0.1:40000".parse().unwrap(),
+            server: "10.0.0.2:2181".parse().unwrap(),
+            session: None,
+        };
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout: 30_000,
+            session_id: requested,
+            passwd: None,
+            read_only: None,
+        };
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout,
+            session_id: if timeout > 0 { 0x42 } else { 0 },
+            passwd: None,
+            read_only: None,
+        };
+        let msg = |ts: i64, kind| Msg {
+            ts: Timestamp(ts),
+            conn: &conn,
+            size: 44,
+            kind,
+            error: None,
+            frame: &[],
+            cut: false,
+        };
+        d.message(&msg(t, Kind::ConnectRequest(req)));
+        d.message(&msg(t + 1000, Kind::ConnectResponse(resp)));
+    }
+
+    #[test]
+    fn sessions_count_connects_reconnects_and_expirations() {
+        let mut d = Digest::new(DigestConfig::default());
+        handshake(&mut d, 1, 0, 10_000, 1_000_000);
+        handshake(&mut d, 2, 0x42, 10_000, 2_000_000);
+        handshake(&mut d, 3, 0x43, 0, 3_000_000);
+        d.finish();
+        let s = &d.sessions;
+        assert_eq!((s.connects, s.reconnects, s.expirations), (1, 2, 1));
+        assert_eq!(s.timeouts.get(&10_000), Some(&2));
+        assert_eq!(s.connect_latency.count(), 3);
+        assert_eq!(d.calls, 0, "handshakes are not classes");
+    }
+
+    #[test]
+    fn counters_fold_beyond_the_cap() {
+        let mut c: Counter<Box<str>> = Counter::default();
+        c.add_str("a", 3, 2);
+        c.add_str("b", 5, 2);
+        c.add_str("c", 1, 2);
+        c.add_str("a", 1, 2);
+        assert_eq!(c.top(5), vec![("b".to_string(), 5), ("a".to_string(), 4)]);
+        assert_eq!(c.other, 1);
+        assert!(c.capped());
+        assert_eq!(c.total(), 10);
+    }
+}

@@ -1,0 +1,1006 @@
+//! `zkscope digest`: the report zookeeper-digest meant to be, in the form of pt-query-digest.
+//!
+//! An overall header, a profile of request classes (operation + normalised path) ranked by
+//! total response time, a block per class, then sessions, watches and four-letter words. The
+//! aggregation lives in [`zkscope_analysis::digest`]; this module parses the options and
+//! prints the text or JSON report.
+
+use std::fmt::{Display, Write as _};
+use std::hash::Hash;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use clap::Args;
+use serde_json::{json, Value};
+use zkscope_analysis::digest::{Class, Counter, Digest, DigestConfig, Metric, TimeBound, BUCKETS};
+use zkscope_analysis::fmt::{human_us, parse_duration};
+use zkscope_analysis::PathNorm;
+use zkscope_capture::packet::Timestamp;
+
+use crate::input::{Consumer, InputArgs};
+
+/// Width of the report's title lines (pt-query-digest's `LINE_LENGTH`).
+const LINE: usize = 74;
+/// Values listed per top-N attribute (clients, sessions, paths).
+const TOP: usize = 5;
+
+/// Ranking of the profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OrderBy {
+    /// Total response time (sum of latencies).
+    Total,
+    /// Calls.
+    Calls,
+    /// Mean latency.
+    Mean,
+    /// 95th percentile latency.
+    P95,
+    /// Calls answered with an error.
+    Errors,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DigestFormat {
+    /// pt-query-digest-style text.
+    Text,
+    /// One JSON object with the same sections.
+    Json,
+}
+
+/// Options of `zkscope digest`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A class is an operation and a normalised path: sequential suffixes \
+fold to -N (lock-0000000012 → lock-N) and --aggregation-depth cuts paths. Pings are counted, \
+not classified. V/M is the variance-to-mean ratio of the latency in milliseconds.\n\n\
+Examples:\n  zkscope digest -r capture.pcap\n  \
+zkscope digest -r capture.pcap --order-by calls --limit 20 --aggregation-depth 2\n  \
+zkscope digest -i any --duration 60s --format json\n  \
+zkscope digest -r capture.pcap --since 10s --until '2026-11-22 16:05:00'"
+)]
+pub struct DigestArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Group paths by their first D components (0 = whole path).
+    #[arg(
+        long = "aggregation-depth",
+        visible_alias = "depth",
+        value_name = "D",
+        default_value_t = 0,
+        help_heading = "Report"
+    )]
+    pub aggregation_depth: usize,
+
+    /// Keep the counters of sequential znodes instead of folding them to -N.
+    #[arg(long = "no-fold-sequential", help_heading = "Report")]
+    pub no_fold_sequential: bool,
+
+    /// Classes with a detailed block (the profile lists the same; the rest is one MISC row).
+    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Report")]
+    pub limit: usize,
+
+    /// Rank classes by this.
+    #[arg(
+        long = "order-by",
+        value_enum,
+        default_value = "total",
+        help_heading = "Report"
+    )]
+    pub order_by: OrderBy,
+
+    /// Only calls from this time: a timestamp (2026-11-22 16:05:00[.123], RFC 3339, epoch
+    /// seconds; UTC) or a duration after the first message (30s, 2m).
+    #[arg(long, value_name = "TIME", help_heading = "Report")]
+    pub since: Option<String>,
+
+    /// Only calls before this time (same forms as --since).
+    #[arg(long, value_name = "TIME", help_heading = "Report")]
+    pub until: Option<String>,
+
+    /// Distinct classes kept; later ones are folded into "(other)".
+    #[arg(
+        long = "max-classes",
+        value_name = "N",
+        default_value_t = 10_000,
+        help_heading = "Report"
+    )]
+    pub max_classes: usize,
+
+    /// Distinct clients, sessions and paths kept per counter; later ones are "(other)".
+    #[arg(
+        long = "max-values",
+        value_name = "N",
+        default_value_t = 1_000,
+        help_heading = "Report"
+    )]
+    pub max_values: usize,
+
+    /// Stop after this long (e.g. 30s, 5m) on the capture clock from the first message.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "When to stop")]
+    pub duration: Option<i64>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
+    pub format: DigestFormat,
+}
+
+impl Consumer for Digest {
+    fn done(&self) -> bool {
+        Digest::done(self)
+    }
+}
+
+/// Parses a `--since/--until` value.
+pub fn parse_time(s: &str) -> Result<TimeBound> {
+    let t = s.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Ok(TimeBound::At(Timestamp(
+            d.timestamp_nanos_opt().unwrap_or(i64::MAX),
+        )));
+    }
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(t, f) {
+            return Ok(TimeBound::At(Timestamp(
+                d.and_utc().timestamp_nanos_opt().unwrap_or(i64::MAX),
+            )));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        let ns = d
+            .and_hms_opt(0, 0, 0)
+            .and_then(|d| d.and_utc().timestamp_nanos_opt())
+            .unwrap_or(i64::MAX);
+        return Ok(TimeBound::At(Timestamp(ns)));
+    }
+    // A bare number of 9 or more digits before the point: epoch seconds.
+    if t.split('.').next().is_some_and(|i| i.len() >= 9) {
+        if let Ok(secs) = t.parse::<f64>() {
+            return Ok(TimeBound::At(Timestamp((secs * 1e9).round() as i64)));
+        }
+    }
+    match parse_duration(t.trim_start_matches('+')) {
+        Ok(ns) => Ok(TimeBound::After(ns)),
+        Err(_) => bail!(
+            "bad time {s:?} (a timestamp like 2026-11-22 16:05:00, epoch seconds, or a \
+             duration after the start like 30s)"
+        ),
+    }
+}
+
+/// Runs `zkscope digest`.
+pub fn run(args: DigestArgs) -> Result<ExitCode> {
+    let cfg = DigestConfig {
+        paths: PathNorm {
+            depth: args.aggregation_depth,
+            fold_sequential: !args.no_fold_sequential,
+        },
+        max_classes: args.max_classes.max(1),
+        max_values: args.max_values.max(1),
+        since: args.since.as_deref().map(parse_time).transpose()?,
+        until: args.until.as_deref().map(parse_time).transpose()?,
+        duration_ns: args.duration.filter(|&d| d > 0),
+        ..DigestConfig::default()
+    };
+    let mut outcome = args.input.run(Digest::new(cfg))?;
+    outcome.sink.finish();
+    let source = match (&args.input.read, &args.input.iface) {
+        (Some(p), _) => format!("file {}", p.display()),
+        (None, Some(i)) => format!("interface {i}"),
+        _ => String::new(),
+    };
+    let report = Report::new(&outcome.sink, &args, source);
+    let text = match args.format {
+        DigestFormat::Text => report.text(),
+        DigestFormat::Json => {
+            let mut s = serde_json::to_string(&report.json())?;
+            s.push('\n');
+            s
+        }
+    };
+    crate::stats::emit(outcome, &args.input, text.as_bytes(), None)
+}
+
+/// The report's view of a digest: classes ranked, options that shape it.
+pub struct Report<'a> {
+    d: &'a Digest,
+    ranked: Vec<&'a Class>,
+    limit: usize,
+    order_by: OrderBy,
+    source: String,
+    depth: usize,
+}
+
+fn order_value(c: &Class, by: OrderBy) -> f64 {
+    match by {
+        OrderBy::Total => c.latency.total(),
+        OrderBy::Calls => c.calls as f64,
+        OrderBy::Mean => c.latency.mean().unwrap_or(-1.0),
+        OrderBy::P95 => c.latency.quantile(0.95).unwrap_or(-1.0),
+        OrderBy::Errors => c.errors as f64,
+    }
+}
+
+impl<'a> Report<'a> {
+    /// Ranks the classes of `d` as `args` asks.
+    pub fn new(d: &'a Digest, args: &DigestArgs, source: String) -> Self {
+        let mut ranked = d.classes();
+        ranked.sort_by(|a, b| {
+            order_value(b, args.order_by)
+                .total_cmp(&order_value(a, args.order_by))
+                .then(a.seq.cmp(&b.seq))
+        });
+        Report {
+            d,
+            ranked,
+            limit: args.limit,
+            order_by: args.order_by,
+            source,
+            depth: args.aggregation_depth,
+        }
+    }
+
+    fn shown(&self) -> &[&'a Class] {
+        let n = self.limit.min(self.ranked.len());
+        self.ranked.get(..n).unwrap_or(&[])
+    }
+
+    /// Classes below the limit, plus the folded `(other)` class.
+    fn misc(&self) -> Option<(u64, f64, usize)> {
+        let rest = self.ranked.get(self.limit..).unwrap_or(&[]);
+        let mut calls = 0;
+        let mut time = 0.0;
+        let mut items = rest.len();
+        for c in rest {
+            calls += c.calls;
+            time += c.latency.total();
+        }
+        if let Some(o) = self.d.other_class() {
+            calls += o.calls;
+            time += o.latency.total();
+            items += 1;
+        }
+        (items > 0).then_some((calls, time, items))
+    }
+
+    /// The text report.
+    pub fn text(&self) -> String {
+        let d = self.d;
+        let mut o = String::new();
+        let total_time = d.latency.total();
+        let span = d.span_secs();
+        let qps = rate(d.calls, span);
+        let conc = if span > 0.0 {
+            total_time / 1e6 / span
+        } else {
+            0.0
+        };
+        title(
+            &mut o,
+            &format!(
+                "# Overall: {} total, {} unique, {} QPS, {:.2}x concurrency ",
+                shorten(d.calls as f64),
+                d.classes().len() + usize::from(d.other_class().is_some()),
+                rate_str(qps),
+                conc
+            ),
+        );
+        let _ = writeln!(o, "# Time range: {}", range(d.first, d.last));
+        if !self.source.is_empty() {
+            let _ = writeln!(o, "# Capture: {}", self.source);
+        }
+        let _ = writeln!(o, "# Servers: {}", top_list(&d.servers, TOP));
+        let _ = writeln!(
+            o,
+            "# Clients: {} distinct{}; sessions: {} distinct{}",
+            d.clients.distinct(),
+            plus(&d.clients),
+            d.sessions.seen.distinct(),
+            plus(&d.sessions.seen),
+        );
+        let _ = writeln!(
+            o,
+            "# Errors: {} ({}), no reply: {}, pings: {} (not in the profile){}",
+            d.errors,
+            pct(d.errors as f64, d.calls as f64),
+            d.no_reply,
+            d.pings,
+            if d.outside_window > 0 {
+                format!(", outside --since/--until: {}", d.outside_window)
+            } else {
+                String::new()
+            }
+        );
+        if self.depth > 0 {
+            let _ = writeln!(o, "# Paths aggregated to depth {}", self.depth);
+        }
+        attr_header(&mut o, false);
+        attr_row(&mut o, "Latency", &d.latency, Unit::Time, None);
+        attr_row(&mut o, "Request bytes", &d.request_bytes, Unit::Bytes, None);
+        attr_row(&mut o, "Reply bytes", &d.reply_bytes, Unit::Bytes, None);
+
+        // Profile.
+        o.push('\n');
+        let _ = writeln!(o, "# Profile (ranked by {})", order_name(self.order_by));
+        let _ = writeln!(
+            o,
+            "# Rank Response time     Calls   R/Call    V/M Errors Item"
+        );
+        let _ = writeln!(
+            o,
+            "# ==== ================ ====== ======== ====== ====== ====================="
+        );
+        for (i, c) in self.shown().iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "# {:>4} {:>9} {:>6} {:>6} {:>8} {:>6} {:>6} {}",
+                i + 1,
+                human_us(c.latency.total()),
+                pct(c.latency.total(), total_time),
+                shorten(c.calls as f64),
+                c.latency.mean().map_or("-".into(), human_us),
+                vm(&c.latency),
+                c.errors,
+                c.label()
+            );
+        }
+        if let Some((calls, time, items)) = self.misc() {
+            let _ = writeln!(
+                o,
+                "# MISC {:>9} {:>6} {:>6} {:>8} {:>6} {:>6} <{} ITEMS>",
+                human_us(time),
+                pct(time, total_time),
+                shorten(calls as f64),
+                if calls > 0 {
+                    human_us(time / calls as f64)
+                } else {
+                    "-".into()
+                },
+                "0.0",
+                "",
+                items
+            );
+        }
+
+        // Blocks.
+        for (i, c) in self.shown().iter().enumerate() {
+            o.push('\n');
+            self.block(&mut o, i + 1, c);
+        }
+
+        self.sessions_text(&mut o);
+        self.watches_text(&mut o);
+        self.four_letter_text(&mut o);
+        self.notes_text(&mut o);
+        o
+    }
+
+    fn block(&self, o: &mut String, rank: usize, c: &Class) {
+        let d = self.d;
+        let span = match (c.first, c.last) {
+            (Some(a), Some(b)) => (b.0.saturating_sub(a.0)) as f64 / 1e9,
+            _ => 0.0,
+        };
+        let conc = if span > 0.0 {
+            c.latency.total() / 1e6 / span
+        } else {
+            0.0
+        };
+        title(
+            o,
+            &format!(
+                "# Class {rank}: {} QPS, {:.2}x concurrency, {} ",
+                rate_str(rate(c.calls, span)),
+                conc,
+                c.label()
+            ),
+        );
+        let _ = writeln!(
+            o,
+            "# This item is included in the report because it matches --limit."
+        );
+        let _ = writeln!(o, "# Scores: V/M = {}", vm(&c.latency));
+        let _ = writeln!(o, "# Time range: {}", range(c.first, c.last));
+        attr_header(o, true);
+        let _ = writeln!(
+            o,
+            "# {:<13} {:>3} {:>8}",
+            "Count",
+            pct_int(c.calls as f64, d.calls as f64),
+            shorten(c.calls as f64)
+        );
+        attr_row(o, "Latency", &c.latency, Unit::Time, Some(&d.latency));
+        attr_row(
+            o,
+            "Request bytes",
+            &c.request_bytes,
+            Unit::Bytes,
+            Some(&d.request_bytes),
+        );
+        attr_row(
+            o,
+            "Reply bytes",
+            &c.reply_bytes,
+            Unit::Bytes,
+            Some(&d.reply_bytes),
+        );
+        let errs: Vec<String> = c
+            .error_names()
+            .iter()
+            .map(|(k, n)| format!("{k}({n})"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "# Errors: {} of {}: {}",
+            c.errors,
+            c.calls,
+            errs.join(" ")
+        );
+        if c.watches > 0 {
+            let _ = writeln!(o, "# Watches set: {}", c.watches);
+        }
+        let _ = writeln!(
+            o,
+            "# Clients: {} distinct{}: {}",
+            c.clients.distinct(),
+            plus(&c.clients),
+            top_list(&c.clients, TOP)
+        );
+        let _ = writeln!(
+            o,
+            "# Sessions: {} distinct{}: {}",
+            c.sessions.distinct(),
+            plus(&c.sessions),
+            top_list(&c.sessions, TOP)
+        );
+        let _ = writeln!(o, "# Latency distribution");
+        let max = c.histogram.iter().copied().max().unwrap_or(0);
+        for (label, &n) in BUCKETS.iter().zip(c.histogram.iter()) {
+            let bars = if n == 0 || max == 0 {
+                0
+            } else {
+                ((n as f64 / max as f64) * 64.0).round().max(1.0) as usize
+            };
+            let line = format!("# {label:>5}  {}", "#".repeat(bars));
+            let _ = writeln!(o, "{}", line.trim_end());
+        }
+    }
+
+    fn sessions_text(&self, o: &mut String) {
+        let s = &self.d.sessions;
+        o.push('\n');
+        title(o, "# Sessions ");
+        let _ = writeln!(
+            o,
+            "# Connects: {}, reconnects: {}, expirations: {}, unanswered handshakes: {}, closes: {}",
+            s.connects, s.reconnects, s.expirations, s.unanswered, s.closes
+        );
+        let _ = writeln!(
+            o,
+            "# Distinct sessions in calls: {}{}",
+            s.seen.distinct(),
+            plus(&s.seen)
+        );
+        if s.connect_latency.count() > 0 {
+            let _ = writeln!(
+                o,
+                "# Connect latency: avg {}, 95% {}, max {}",
+                s.connect_latency.mean().map_or("-".into(), human_us),
+                s.connect_latency
+                    .quantile(0.95)
+                    .map_or("-".into(), human_us),
+                s.connect_latency.max().map_or("-".into(), human_us),
+            );
+        }
+        let mut t: Vec<String> = s
+            .timeouts
+            .iter()
+            .map(|(t, n)| format!("{t}ms({n})"))
+            .collect();
+        if s.timeouts_other > 0 {
+            t.push(format!("(other)({})", s.timeouts_other));
+        }
+        let _ = writeln!(
+            o,
+            "# Negotiated timeouts: {}",
+            if t.is_empty() {
+                "-".to_string()
+            } else {
+                t.join(" ")
+            }
+        );
+        let _ = writeln!(o, "# Top sessions: {}", top_list(&s.seen, TOP));
+    }
+
+    fn watches_text(&self, o: &mut String) {
+        let w = &self.d.watches;
+        o.push('\n');
+        title(o, "# Watches ");
+        let by_op: Vec<String> = w
+            .set_by_op
+            .iter()
+            .map(|(k, n)| format!("{k}({n})"))
+            .collect();
+        let set: u64 = w.set_by_op.values().sum();
+        let _ = writeln!(
+            o,
+            "# Set by requests: {}{}{}; addWatch: {}; setWatches: {}",
+            set,
+            if by_op.is_empty() { "" } else { " " },
+            by_op.join(" "),
+            w.add_watch,
+            w.set_watches
+        );
+        let _ = writeln!(o, "# Set on paths: {}", top_list(&w.set_by_path, TOP));
+        let fired: u64 = w.fired_by_type.values().sum::<u64>() + w.fired_other_types;
+        let mut by_type: Vec<String> = w
+            .fired_by_type
+            .iter()
+            .map(|(k, n)| format!("{k}({n})"))
+            .collect();
+        if w.fired_other_types > 0 {
+            by_type.push(format!("(other)({})", w.fired_other_types));
+        }
+        let _ = writeln!(
+            o,
+            "# Fired: {}{}{}",
+            fired,
+            if by_type.is_empty() { "" } else { " " },
+            by_type.join(" ")
+        );
+        let _ = writeln!(o, "# Fired on paths: {}", top_list(&w.fired_by_path, TOP));
+    }
+
+    fn four_letter_text(&self, o: &mut String) {
+        let f = &self.d.four_letter;
+        o.push('\n');
+        title(o, "# Four-letter words ");
+        if f.commands.is_empty() {
+            let _ = writeln!(o, "# None");
+            return;
+        }
+        for (cmd, (n, bytes)) in &f.commands {
+            let _ = writeln!(o, "# {cmd:<6} {n:>6} calls, {} reply bytes", bytes);
+        }
+        if f.latency.count() > 0 {
+            let _ = writeln!(
+                o,
+                "# Latency: avg {}, max {}",
+                f.latency.mean().map_or("-".into(), human_us),
+                f.latency.max().map_or("-".into(), human_us)
+            );
+        }
+    }
+
+    fn notes_text(&self, o: &mut String) {
+        let d = self.d;
+        let mut notes = Vec::new();
+        if d.folded_calls > 0 {
+            notes.push(format!(
+                "{} calls of classes beyond --max-classes {} are in the (other) class",
+                d.folded_calls,
+                d.config().max_classes
+            ));
+        }
+        let capped = [
+            ("clients", d.clients.capped()),
+            ("sessions", d.sessions.seen.capped()),
+            ("servers", d.servers.capped()),
+            ("watched paths", d.watches.set_by_path.capped()),
+            ("fired paths", d.watches.fired_by_path.capped()),
+        ];
+        for (what, c) in capped {
+            if c {
+                notes.push(format!(
+                    "{what}: more than --max-values {} distinct, the rest counted as (other)",
+                    d.config().max_values
+                ));
+            }
+        }
+        if d.classes()
+            .iter()
+            .any(|c| c.clients.capped() || c.sessions.capped())
+        {
+            notes.push(format!(
+                "some classes have more than --max-values {} clients or sessions (the rest is (other))",
+                d.config().max_values
+            ));
+        }
+        if !notes.is_empty() {
+            o.push('\n');
+            title(o, "# Notes ");
+            for n in notes {
+                let _ = writeln!(o, "# {n}");
+            }
+        }
+    }
+
+    /// The JSON report: one object with the same sections.
+    pub fn json(&self) -> Value {
+        let d = self.d;
+        let span = d.span_secs();
+        let total_time = d.latency.total();
+        let profile: Vec<Value> = self
+            .shown()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                json!({
+                    "rank": i + 1,
+                    "op": c.op,
+                    "path": c.path,
+                    "item": c.label(),
+                    "calls": c.calls,
+                    "response_time_us": round3(c.latency.total()),
+                    "response_time_pct": round3(share(c.latency.total(), total_time)),
+                    "mean_us": c.latency.mean().map(round3),
+                    "v_m": c.latency.variance_to_mean().map(|v| round3(v / 1e3)),
+                    "errors": c.errors,
+                })
+            })
+            .collect();
+        let misc = self.misc().map(|(calls, time, items)| {
+            json!({"calls": calls, "response_time_us": round3(time), "items": items})
+        });
+        let classes: Vec<Value> = self
+            .shown()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| class_json(i + 1, c))
+            .collect();
+        let s = &d.sessions;
+        let w = &d.watches;
+        let timeouts: serde_json::Map<String, Value> = s
+            .timeouts
+            .iter()
+            .map(|(t, n)| (t.to_string(), json!(n)))
+            .collect();
+        let fourlw: serde_json::Map<String, Value> = d
+            .four_letter
+            .commands
+            .iter()
+            .map(|(k, (n, b))| (k.clone(), json!({"calls": n, "reply_bytes": b})))
+            .collect();
+        json!({
+            "header": {
+                "capture": self.source,
+                "first_ts": d.first.map(ts_secs),
+                "last_ts": d.last.map(ts_secs),
+                "span_s": round3(span * 1e3) / 1e3,
+                "servers": counter_json(&d.servers, usize::MAX),
+                "calls": d.calls,
+                "unique": d.classes().len() + usize::from(d.other_class().is_some()),
+                "errors": d.errors,
+                "no_reply": d.no_reply,
+                "pings": d.pings,
+                "outside_window": d.outside_window,
+                "clients": d.clients.distinct(),
+                "sessions": d.sessions.seen.distinct(),
+                "qps": round3(rate(d.calls, span)),
+                "concurrency": round3(if span > 0.0 { total_time / 1e6 / span } else { 0.0 }),
+                "order_by": order_name(self.order_by),
+                "aggregation_depth": self.depth,
+                "latency_us": metric_json(&d.latency),
+                "request_bytes": metric_json(&d.request_bytes),
+                "reply_bytes": metric_json(&d.reply_bytes),
+            },
+            "profile": profile,
+            "misc": misc,
+            "classes": classes,
+            "other_class": d.other_class().map(|c| class_json(0, c)),
+            "sessions": {
+                "connects": s.connects,
+                "reconnects": s.reconnects,
+                "expirations": s.expirations,
+                "unanswered": s.unanswered,
+                "closes": s.closes,
+                "distinct": s.seen.distinct(),
+                "connect_latency_us": metric_json(&s.connect_latency),
+                "negotiated_timeouts_ms": timeouts,
+                "negotiated_timeouts_other": s.timeouts_other,
+                "top": counter_json(&s.seen, TOP),
+            },
+            "watches": {
+                "set": w.set_by_op.values().sum::<u64>(),
+                "set_by_op": w.set_by_op,
+                "set_by_path": counter_json(&w.set_by_path, TOP),
+                "add_watch": w.add_watch,
+                "set_watches": w.set_watches,
+                "fired": w.fired_by_type.values().sum::<u64>() + w.fired_other_types,
+                "fired_other_types": w.fired_other_types,
+                "fired_by_type": w.fired_by_type,
+                "fired_by_path": counter_json(&w.fired_by_path, TOP),
+            },
+            "four_letter_words": fourlw,
+            "folded": {
+                "class_calls": d.folded_calls,
+                "max_classes": d.config().max_classes,
+                "max_values": d.config().max_values,
+            },
+        })
+    }
+}
+
+fn class_json(rank: usize, c: &Class) -> Value {
+    let hist: serde_json::Map<String, Value> = BUCKETS
+        .iter()
+        .zip(c.histogram.iter())
+        .map(|(k, n)| (k.to_string(), json!(n)))
+        .collect();
+    json!({
+        "rank": rank,
+        "op": c.op,
+        "path": c.path,
+        "calls": c.calls,
+        "errors": c.errors,
+        "no_reply": c.no_reply,
+        "watches": c.watches,
+        "first_ts": c.first.map(ts_secs),
+        "last_ts": c.last.map(ts_secs),
+        "v_m": c.latency.variance_to_mean().map(|v| round3(v / 1e3)),
+        "latency_us": metric_json(&c.latency),
+        "request_bytes": metric_json(&c.request_bytes),
+        "reply_bytes": metric_json(&c.reply_bytes),
+        "error_codes": c
+            .error_names()
+            .into_iter()
+            .map(|(k, n)| (k, json!(n)))
+            .collect::<serde_json::Map<String, Value>>(),
+        "clients": counter_json(&c.clients, TOP),
+        "sessions": counter_json(&c.sessions, TOP),
+        "histogram": hist,
+    })
+}
+
+fn counter_json<K: Hash + Eq + Display>(c: &Counter<K>, n: usize) -> Value {
+    let top: Vec<Value> = c
+        .top(n)
+        .into_iter()
+        .map(|(k, v)| json!({"value": k, "count": v}))
+        .collect();
+    json!({"distinct": c.distinct(), "other": c.other, "top": top})
+}
+
+fn metric_json(m: &Metric) -> Value {
+    json!({
+        "count": m.count(),
+        "total": round3(m.total()),
+        "min": m.min().map(round3),
+        "max": m.max().map(round3),
+        "avg": m.mean().map(round3),
+        "p95": m.quantile(0.95),
+        "stddev": m.stddev().map(round3),
+        "median": m.quantile(0.5),
+    })
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1e3).round() / 1e3
+}
+
+fn ts_secs(t: Timestamp) -> f64 {
+    round3(t.0 as f64 / 1e3) / 1e6
+}
+
+fn order_name(o: OrderBy) -> &'static str {
+    match o {
+        OrderBy::Total => "total response time",
+        OrderBy::Calls => "calls",
+        OrderBy::Mean => "mean latency",
+        OrderBy::P95 => "95th percentile latency",
+        OrderBy::Errors => "errors",
+    }
+}
+
+fn rate(n: u64, span: f64) -> f64 {
+    if span > 0.0 {
+        n as f64 / span
+    } else {
+        0.0
+    }
+}
+
+fn rate_str(r: f64) -> String {
+    if r >= 1000.0 {
+        shorten(r)
+    } else {
+        format!("{r:.2}")
+    }
+}
+
+fn share(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        part / whole * 100.0
+    } else {
+        0.0
+    }
+}
+
+fn pct(part: f64, whole: f64) -> String {
+    format!("{:.1}%", share(part, whole))
+}
+
+fn pct_int(part: f64, whole: f64) -> String {
+    format!("{:.0}", share(part, whole))
+}
+
+/// V/M of a latency metric, in milliseconds.
+fn vm(m: &Metric) -> String {
+    m.variance_to_mean()
+        .map_or("-".into(), |v| format!("{:.2}", v / 1e3))
+}
+
+/// pt-query-digest's `shorten`: `%d` under 1000, else `%.2f` with k, M, G.
+fn shorten(v: f64) -> String {
+    let mut v = v;
+    let mut unit = 0;
+    const UNITS: [&str; 5] = ["", "k", "M", "G", "T"];
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}{}", UNITS[unit])
+    }
+}
+
+/// Bytes with binary units: `518`, `1.55k`, `2.10M`.
+fn bytes(v: f64) -> String {
+    let mut v = v;
+    let mut unit = 0;
+    const UNITS: [&str; 5] = ["", "k", "M", "G", "T"];
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}{}", UNITS[unit])
+    }
+}
+
+/// A title line padded with `_` to the report width.
+fn title(o: &mut String, s: &str) {
+    let n = s.chars().count();
+    let _ = writeln!(o, "{s}{}", "_".repeat(LINE.saturating_sub(n)));
+}
+
+fn fmt_ts(t: Timestamp) -> String {
+    DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+        .unwrap_or_else(|| t.0.to_string())
+}
+
+fn range(a: Option<Timestamp>, b: Option<Timestamp>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!(
+            "{} to {} ({:.3}s)",
+            fmt_ts(a),
+            fmt_ts(b),
+            (b.0.saturating_sub(a.0)) as f64 / 1e9
+        ),
+        _ => "(no calls)".to_string(),
+    }
+}
+
+fn plus<K: Hash + Eq + Display>(c: &Counter<K>) -> &'static str {
+    if c.capped() {
+        "+ (capped)"
+    } else {
+        ""
+    }
+}
+
+fn top_list<K: Hash + Eq + Display>(c: &Counter<K>, n: usize) -> String {
+    let mut v: Vec<String> = c
+        .top(n)
+        .into_iter()
+        .map(|(k, n)| {
+            let k = if k.is_empty() { "-" } else { k.as_str() };
+            format!("{k}({n})")
+        })
+        .collect();
+    let more = c.distinct().saturating_sub(n);
+    if more > 0 {
+        v.push(format!("… {more} more"));
+    }
+    if c.other > 0 {
+        v.push(format!("(other)({})", c.other));
+    }
+    if v.is_empty() {
+        "-".to_string()
+    } else {
+        v.join(" ")
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Time,
+    Bytes,
+}
+
+fn unit_fmt(v: Option<f64>, u: Unit) -> String {
+    match (v, u) {
+        (None, _) => "-".to_string(),
+        (Some(v), Unit::Time) => human_us(v),
+        (Some(v), Unit::Bytes) => bytes(v),
+    }
+}
+
+fn attr_header(o: &mut String, with_pct: bool) {
+    let p = if with_pct { "pct " } else { "" };
+    let q = if with_pct { "=== " } else { "" };
+    let _ = writeln!(
+        o,
+        "# Attribute     {p}   total      min      max      avg      95%   stddev   median"
+    );
+    let _ = writeln!(
+        o,
+        "# ============= {q}======== ======== ======== ======== ======== ======== ========"
+    );
+}
+
+fn attr_row(o: &mut String, name: &str, m: &Metric, u: Unit, whole: Option<&Metric>) {
+    let p = whole.map_or(String::new(), |w| {
+        format!("{:>3} ", pct_int(m.total(), w.total()))
+    });
+    let total = if m.count() == 0 {
+        "-".to_string()
+    } else {
+        unit_fmt(Some(m.total()), u)
+    };
+    let _ = writeln!(
+        o,
+        "# {name:<13} {p}{total:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        unit_fmt(m.min(), u),
+        unit_fmt(m.max(), u),
+        unit_fmt(m.mean(), u),
+        unit_fmt(m.quantile(0.95), u),
+        unit_fmt(m.stddev(), u),
+        unit_fmt(m.quantile(0.5), u),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse() {
+        assert_eq!(parse_time("30s").unwrap(), TimeBound::After(30_000_000_000));
+        assert_eq!(
+            parse_time("+2m").unwrap(),
+            TimeBound::After(120_000_000_000)
+        );
+        assert_eq!(
+            parse_time("1970-01-01 00:00:01").unwrap(),
+            TimeBound::At(Timestamp(1_000_000_000))
+        );
+        assert_eq!(
+            parse_time("1970-01-01T00:00:02Z").unwrap(),
+            TimeBound::At(Timestamp(2_000_000_000))
+        );
+        assert_eq!(
+            parse_time("1700000000.5").unwrap(),
+            TimeBound::At(Timestamp(1_700_000_000_500_000_000))
+        );
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn shortening() {
+        assert_eq!(shorten(999.0), "999");
+        assert_eq!(shorten(1550.0), "1.55k");
+        assert_eq!(bytes(2048.0), "2.00k");
+    }
+}
