@@ -5,8 +5,10 @@
 //! aggregation lives in [`zkscope_analysis::digest`]; this module parses the options and
 //! prints the text or JSON report.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::{Display, Write as _};
 use std::hash::Hash;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
@@ -16,9 +18,13 @@ use serde_json::{json, Value};
 use zkscope_analysis::digest::{Class, Counter, Digest, DigestConfig, Metric, TimeBound, BUCKETS};
 use zkscope_analysis::fmt::{human_us, parse_duration};
 use zkscope_analysis::PathNorm;
+use zkscope_capture::ensemble::{FleMsg, Mode, ServerSink, ZabKind, ZabMsg};
 use zkscope_capture::packet::Timestamp;
+use zkscope_proto::quorum::PacketType;
 
-use crate::input::{Consumer, InputArgs};
+use crate::elections::Tracker;
+use crate::input::{Consumer, InputArgs, Outcome};
+use crate::server::{print_ensemble_summary, Protocol, ProtocolArgs, ServerConsumer};
 
 /// Width of the report's title lines (pt-query-digest's `LINE_LENGTH`).
 const LINE: usize = 74;
@@ -54,8 +60,11 @@ pub enum DigestFormat {
 #[command(
     after_help = "A class is an operation and a normalised path: sequential suffixes \
 fold to -N (lock-0000000012 → lock-N) and --aggregation-depth cuts paths. Pings are counted, \
-not classified. V/M is the variance-to-mean ratio of the latency in milliseconds.\n\n\
+not classified. V/M is the variance-to-mean ratio of the latency in milliseconds. \
+With --protocol auto the report adds election rounds and quorum traffic (whole capture, \
+--since/--until do not apply to them).\n\n\
 Examples:\n  zkscope digest -r capture.pcap\n  \
+zkscope digest -r ensemble.pcap --protocol auto\n  \
 zkscope digest -r capture.pcap --order-by calls --limit 20 --aggregation-depth 2\n  \
 zkscope digest -i any --duration 60s --format json\n  \
 zkscope digest -r capture.pcap --since 10s --until '2026-11-22 16:05:00'"
@@ -63,6 +72,9 @@ zkscope digest -r capture.pcap --since 10s --until '2026-11-22 16:05:00'"
 pub struct DigestArgs {
     #[command(flatten)]
     pub input: InputArgs,
+
+    #[command(flatten)]
+    pub protocols: ProtocolArgs,
 
     /// Group paths by their first D components (0 = whole path).
     #[arg(
@@ -188,14 +200,46 @@ pub fn run(args: DigestArgs) -> Result<ExitCode> {
         duration_ns: args.duration.filter(|&d| d > 0),
         ..DigestConfig::default()
     };
-    let mut outcome = args.input.run(Digest::new(cfg))?;
+    let mode = match args.protocols.protocol {
+        Protocol::Client => None,
+        Protocol::Fle => Some(Mode::Fle),
+        Protocol::Zab => Some(Mode::Zab),
+        Protocol::Auto => Some(Mode::Auto),
+    };
+    let (mut outcome, ensemble) = match mode {
+        None => (args.input.run(Digest::new(cfg))?, None),
+        Some(mode) => {
+            let (h, filter) = crate::server::handler(
+                &args.input,
+                &args.protocols,
+                mode,
+                Digest::new(cfg),
+                EnsembleDigest::default(),
+            )?;
+            let d = args.input.drive(h, filter)?;
+            let discovered = d.handler.discovered().to_vec();
+            let stats = d.handler.stats.clone();
+            let mut ens = d.handler.sink;
+            ens.tracker.finish();
+            let outcome = Outcome {
+                sink: d.handler.client.sink,
+                loop_stats: d.loop_stats,
+                tcp: d.tcp,
+                client: d.handler.client.stats,
+                live: d.live,
+                read_error: d.read_error,
+            };
+            (outcome, Some((ens, stats, discovered)))
+        }
+    };
     outcome.sink.finish();
     let source = match (&args.input.read, &args.input.iface) {
         (Some(p), _) => format!("file {}", p.display()),
         (None, Some(i)) => format!("interface {i}"),
         _ => String::new(),
     };
-    let report = Report::new(&outcome.sink, &args, source);
+    let mut report = Report::new(&outcome.sink, &args, source);
+    report.ensemble = ensemble.as_ref().map(|e| &e.0);
     let text = match args.format {
         DigestFormat::Text => report.text(),
         DigestFormat::Json => {
@@ -204,7 +248,14 @@ pub fn run(args: DigestArgs) -> Result<ExitCode> {
             s
         }
     };
-    crate::stats::emit(outcome, &args.input, text.as_bytes(), None)
+    let quiet = args.input.quiet;
+    let code = crate::stats::emit(outcome, &args.input, text.as_bytes(), None)?;
+    if let Some((_, stats, discovered)) = &ensemble {
+        if !quiet {
+            print_ensemble_summary(stats, discovered);
+        }
+    }
+    Ok(code)
 }
 
 /// The report's view of a digest: classes ranked, options that shape it.
@@ -215,6 +266,8 @@ pub struct Report<'a> {
     order_by: OrderBy,
     source: String,
     depth: usize,
+    /// Election and quorum traffic (`--protocol` other than client).
+    pub ensemble: Option<&'a EnsembleDigest>,
 }
 
 fn order_value(c: &Class, by: OrderBy) -> f64 {
@@ -243,6 +296,7 @@ impl<'a> Report<'a> {
             order_by: args.order_by,
             source,
             depth: args.aggregation_depth,
+            ensemble: None,
         }
     }
 
@@ -377,6 +431,10 @@ impl<'a> Report<'a> {
         self.sessions_text(&mut o);
         self.watches_text(&mut o);
         self.four_letter_text(&mut o);
+        if let Some(e) = self.ensemble.filter(|e| e.seen()) {
+            e.elections_text(&mut o);
+            e.quorum_text(&mut o);
+        }
         self.notes_text(&mut o);
         o
     }
@@ -623,6 +681,16 @@ impl<'a> Report<'a> {
 
     /// The JSON report: one object with the same sections.
     pub fn json(&self) -> Value {
+        let mut v = self.client_json();
+        if let (Some(e), Some(obj)) = (self.ensemble, v.as_object_mut()) {
+            let (elections, quorum) = e.json();
+            obj.insert("elections".into(), elections);
+            obj.insert("quorum".into(), quorum);
+        }
+        v
+    }
+
+    fn client_json(&self) -> Value {
         let d = self.d;
         let span = d.span_secs();
         let total_time = d.latency.total();
@@ -969,6 +1037,426 @@ fn attr_row(o: &mut String, name: &str, m: &Metric, u: Unit, whole: Option<&Metr
         unit_fmt(m.stddev(), u),
         unit_fmt(m.quantile(0.5), u),
     );
+}
+
+/// Election and quorum traffic seen by `digest --protocol auto|fle|zab`: election rounds
+/// (built by [`Tracker`]) and quorum packet counts.
+#[derive(Default)]
+pub struct EnsembleDigest {
+    tracker: Tracker,
+    /// FLE notifications and initial messages.
+    pub fle_messages: u64,
+    quorum: Quorum,
+}
+
+/// Proposals awaiting their commit kept at most (the rest are not timed).
+const MAX_PENDING: usize = 100_000;
+
+/// One direction of a quorum connection.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct QuorumDir {
+    src: SocketAddr,
+    src_sid: Option<i64>,
+    dst: SocketAddr,
+    dst_sid: Option<i64>,
+    from_leader: bool,
+}
+
+impl QuorumDir {
+    fn label(&self) -> String {
+        let end = |a: &SocketAddr, s: Option<i64>, role: &str| match s {
+            Some(s) => format!("{role} {s} ({a})"),
+            None => format!("{role} {a}"),
+        };
+        let (sr, dr) = if self.from_leader {
+            ("leader", "learner")
+        } else {
+            ("learner", "leader")
+        };
+        format!(
+            "{} -> {}",
+            end(&self.src, self.src_sid, sr),
+            end(&self.dst, self.dst_sid, dr)
+        )
+    }
+}
+
+#[derive(Default)]
+struct DirCounts {
+    /// Packets by type, pings left out.
+    by_type: BTreeMap<String, u64>,
+    pings: u64,
+    bytes: u64,
+}
+
+/// A learner seen introducing itself (FOLLOWERINFO/OBSERVERINFO).
+#[derive(Debug, Clone)]
+struct Learner {
+    sid: Option<i64>,
+    observer: bool,
+    leader: SocketAddr,
+    leader_sid: Option<i64>,
+    first: Timestamp,
+}
+
+#[derive(Default)]
+struct Quorum {
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+    /// Packets by type, pings left out, by direction (leader→learner, learner→leader).
+    from_leader: BTreeMap<String, u64>,
+    from_learner: BTreeMap<String, u64>,
+    pings: u64,
+    packets: u64,
+    dirs: BTreeMap<QuorumDir, DirCounts>,
+    proposals: u64,
+    commits: u64,
+    /// First PROPOSAL of a zxid by a leader (its quorum address).
+    pending: HashMap<(SocketAddr, i64), Timestamp>,
+    /// Proposal→commit latencies (ns), one per zxid and leader.
+    commit_latency: Vec<i64>,
+    learners: BTreeMap<SocketAddr, Learner>,
+    snaps: u64,
+    snapshot_bytes: u64,
+    diffs: u64,
+    truncs: u64,
+    auth: u64,
+    cut: u64,
+    undecodable: u64,
+}
+
+impl Quorum {
+    /// Counts a message by type; `packet` is false for the snapshot that follows SNAP.
+    fn count(&mut self, m: &ZabMsg<'_>, name: String, ping: bool, packet: bool) {
+        self.packets += u64::from(packet);
+        self.first.get_or_insert(m.ts);
+        self.last = Some(m.ts);
+        let dir = QuorumDir {
+            src: m.src(),
+            src_sid: m.sender_sid(),
+            dst: m.dst(),
+            dst_sid: m.receiver_sid(),
+            from_leader: m.from_leader,
+        };
+        let c = self.dirs.entry(dir).or_default();
+        c.bytes += m.size as u64;
+        if ping {
+            self.pings += 1;
+            c.pings += 1;
+            return;
+        }
+        *c.by_type.entry(name.clone()).or_default() += 1;
+        let side = if m.from_leader {
+            &mut self.from_leader
+        } else {
+            &mut self.from_learner
+        };
+        *side.entry(name).or_default() += 1;
+    }
+
+    fn zab(&mut self, m: &ZabMsg<'_>) {
+        match &m.kind {
+            ZabKind::Packet(p) => {
+                let t = p.packet_type;
+                let name = t
+                    .display_name()
+                    .map_or_else(|| format!("Unknown({})", t.0), str::to_string);
+                self.count(m, name, t == PacketType::PING, true);
+                let leader = if m.from_leader { m.src() } else { m.dst() };
+                match t {
+                    PacketType::PROPOSAL if m.from_leader => {
+                        self.proposals += 1;
+                        if self.pending.len() < MAX_PENDING {
+                            self.pending.entry((leader, p.zxid.0)).or_insert(m.ts);
+                        }
+                    }
+                    PacketType::COMMIT | PacketType::COMMITANDACTIVATE if m.from_leader => {
+                        self.commits += 1;
+                        if let Some(t0) = self.pending.remove(&(leader, p.zxid.0)) {
+                            self.commit_latency.push(m.ts.0.saturating_sub(t0.0));
+                        }
+                    }
+                    PacketType::SNAP if m.from_leader => self.snaps += 1,
+                    PacketType::DIFF if m.from_leader => self.diffs += 1,
+                    PacketType::TRUNC if m.from_leader => self.truncs += 1,
+                    PacketType::FOLLOWERINFO | PacketType::OBSERVERINFO if !m.from_leader => {
+                        self.learners.entry(m.src()).or_insert(Learner {
+                            sid: m.sender_sid(),
+                            observer: t == PacketType::OBSERVERINFO,
+                            leader: m.dst(),
+                            leader_sid: m.receiver_sid(),
+                            first: m.ts,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            ZabKind::Auth(_) => {
+                self.auth += 1;
+                self.count(m, "Auth".to_string(), false, true);
+            }
+            ZabKind::Snapshot { bytes, .. } => {
+                self.snapshot_bytes += bytes;
+                self.count(m, "Snapshot".to_string(), false, false);
+            }
+            ZabKind::Cut { packet_type, .. } => {
+                self.cut += 1;
+                let name = packet_type
+                    .display_name()
+                    .map_or_else(|| format!("Unknown({})", packet_type.0), str::to_string);
+                self.count(m, name, *packet_type == PacketType::PING, true);
+            }
+            ZabKind::Undecodable { .. } => self.undecodable += 1,
+        }
+    }
+
+    /// p50, p95 and max of the proposal→commit latencies, in microseconds.
+    fn latency_us(&self) -> Option<(f64, f64, f64)> {
+        let mut v = self.commit_latency.clone();
+        v.sort_unstable();
+        let at = |q: f64| -> f64 {
+            let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+            v.get(i).map_or(0.0, |&ns| ns as f64 / 1e3)
+        };
+        let max = *v.last()? as f64 / 1e3;
+        Some((at(0.50), at(0.95), max))
+    }
+}
+
+impl EnsembleDigest {
+    /// True when there was any election or quorum traffic.
+    fn seen(&self) -> bool {
+        self.fle_messages > 0 || !self.quorum.dirs.is_empty() || self.quorum.undecodable > 0
+    }
+}
+
+impl ServerSink for EnsembleDigest {
+    fn fle(&mut self, m: &FleMsg<'_>) {
+        self.fle_messages += 1;
+        ServerSink::fle(&mut self.tracker, m);
+    }
+
+    fn zab(&mut self, m: &ZabMsg<'_>) {
+        ServerSink::zab(&mut self.tracker, m);
+        self.quorum.zab(m);
+    }
+}
+
+impl ServerConsumer for EnsembleDigest {}
+
+impl EnsembleDigest {
+    fn elections_text(&self, o: &mut String) {
+        o.push('\n');
+        title(o, "# Elections ");
+        let rounds = self.tracker.summaries();
+        if rounds.is_empty() {
+            let _ = writeln!(o, "# None ({} election messages)", self.fle_messages);
+            return;
+        }
+        let _ = writeln!(
+            o,
+            "# Round Kind     Start                      Duration Leader Epoch Participants"
+        );
+        let _ = writeln!(
+            o,
+            "# ===== ======== ========================== ======== ====== ===== ============"
+        );
+        for (i, r) in rounds.iter().enumerate() {
+            let dur = r.end.0.saturating_sub(r.start.0) as f64 / 1e3;
+            let _ = writeln!(
+                o,
+                "# {:>5} {:<8} {:<26} {:>8} {:>6} {:>5} {}{}",
+                i + 1,
+                r.kind,
+                fmt_ts(r.start),
+                human_us(dur),
+                r.leader.map_or("-".into(), |l| l.to_string()),
+                r.epoch.map_or("-".into(), |e| e.to_string()),
+                join(&r.participants),
+                if r.complete { "" } else { " (incomplete)" }
+            );
+        }
+    }
+
+    fn quorum_text(&self, o: &mut String) {
+        let q = &self.quorum;
+        o.push('\n');
+        title(o, "# Quorum ");
+        if q.dirs.is_empty() && q.undecodable == 0 {
+            let _ = writeln!(o, "# None");
+            return;
+        }
+        let _ = writeln!(o, "# Time range: {}", range(q.first, q.last));
+        let _ = writeln!(
+            o,
+            "# Packets: {} ({} pings, not in the table), proposals: {}, commits: {}",
+            q.packets, q.pings, q.proposals, q.commits
+        );
+        match q.latency_us() {
+            Some((p50, p95, max)) => {
+                let _ = writeln!(
+                    o,
+                    "# Proposal to commit: {} matched, p50 {}, p95 {}, max {}",
+                    q.commit_latency.len(),
+                    human_us(p50),
+                    human_us(p95),
+                    human_us(max)
+                );
+            }
+            None => {
+                let _ = writeln!(o, "# Proposal to commit: none matched");
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# Sync: {} snapshots ({} bytes), {} diffs, {} truncs sent",
+            q.snaps,
+            bytes(q.snapshot_bytes as f64),
+            q.diffs,
+            q.truncs
+        );
+        if q.auth + q.cut + q.undecodable > 0 {
+            let _ = writeln!(
+                o,
+                "# Auth packets: {}, cut by gaps: {}, undecodable: {}",
+                q.auth, q.cut, q.undecodable
+            );
+        }
+        let _ = writeln!(o, "# Type               From leader From learner");
+        let _ = writeln!(o, "# ================== =========== ============");
+        let names: BTreeSet<&String> = q.from_leader.keys().chain(q.from_learner.keys()).collect();
+        for n in names {
+            let _ = writeln!(
+                o,
+                "# {:<18} {:>11} {:>12}",
+                n,
+                q.from_leader.get(n).copied().unwrap_or(0),
+                q.from_learner.get(n).copied().unwrap_or(0)
+            );
+        }
+        if !q.learners.is_empty() {
+            let _ = writeln!(o, "# Learners:");
+            for (addr, l) in &q.learners {
+                let _ = writeln!(
+                    o,
+                    "#   {} {}{} -> leader {}{}",
+                    if l.observer { "observer" } else { "follower" },
+                    l.sid.map_or(String::new(), |s| format!("sid {s} ")),
+                    addr,
+                    l.leader_sid.map_or(String::new(), |s| format!("sid {s} ")),
+                    l.leader
+                );
+            }
+        }
+        let _ = writeln!(o, "# Connections:");
+        for (d, c) in &q.dirs {
+            let types: Vec<String> = c.by_type.iter().map(|(t, n)| format!("{t}={n}")).collect();
+            let _ = writeln!(
+                o,
+                "#   {}: {} pings, {} bytes{}{}",
+                d.label(),
+                c.pings,
+                c.bytes,
+                if types.is_empty() { "" } else { ", " },
+                types.join(" ")
+            );
+        }
+    }
+
+    fn json(&self) -> (Value, Value) {
+        let rounds: Vec<Value> = self
+            .tracker
+            .summaries()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                json!({
+                    "round": i + 1,
+                    "kind": r.kind,
+                    "start_ts": ts_secs(r.start),
+                    "end_ts": ts_secs(r.end),
+                    "duration_ms": round3(r.end.0.saturating_sub(r.start.0) as f64 / 1e6),
+                    "leader": r.leader,
+                    "epoch": r.epoch,
+                    "zab_epoch": r.zab_epoch,
+                    "participants": r.participants,
+                    "looking": r.looking,
+                    "complete": r.complete,
+                })
+            })
+            .collect();
+        let q = &self.quorum;
+        let dirs: Vec<Value> = q
+            .dirs
+            .iter()
+            .map(|(d, c)| {
+                json!({
+                    "src": d.src.to_string(),
+                    "src_sid": d.src_sid,
+                    "dst": d.dst.to_string(),
+                    "dst_sid": d.dst_sid,
+                    "from_leader": d.from_leader,
+                    "pings": c.pings,
+                    "bytes": c.bytes,
+                    "by_type": c.by_type,
+                })
+            })
+            .collect();
+        let learners: Vec<Value> = q
+            .learners
+            .iter()
+            .map(|(a, l)| {
+                json!({
+                    "addr": a.to_string(),
+                    "sid": l.sid,
+                    "observer": l.observer,
+                    "leader": l.leader.to_string(),
+                    "leader_sid": l.leader_sid,
+                    "first_ts": ts_secs(l.first),
+                })
+            })
+            .collect();
+        let lat = q.latency_us();
+        let quorum = json!({
+            "first_ts": q.first.map(ts_secs),
+            "last_ts": q.last.map(ts_secs),
+            "packets": q.packets,
+            "pings": q.pings,
+            "from_leader": q.from_leader,
+            "from_learner": q.from_learner,
+            "proposals": q.proposals,
+            "commits": q.commits,
+            "commit_latency": {
+                "matched": q.commit_latency.len(),
+                "p50_us": lat.map(|l| round3(l.0)),
+                "p95_us": lat.map(|l| round3(l.1)),
+                "max_us": lat.map(|l| round3(l.2)),
+            },
+            "snapshots": q.snaps,
+            "snapshot_bytes": q.snapshot_bytes,
+            "diffs": q.diffs,
+            "truncs": q.truncs,
+            "auth": q.auth,
+            "cut": q.cut,
+            "undecodable": q.undecodable,
+            "learners": learners,
+            "connections": dirs,
+        });
+        let elections = json!({
+            "messages": self.fle_messages,
+            "rounds": rounds,
+        });
+        (elections, quorum)
+    }
+}
+
+fn join(v: &[i64]) -> String {
+    let s: Vec<String> = v.iter().map(i64::to_string).collect();
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.join(",")
+    }
 }
 
 #[cfg(test)]

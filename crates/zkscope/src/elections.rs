@@ -373,6 +373,51 @@ impl Tracker {
     }
 }
 
+/// A finished round as other reports (the digest) see it.
+#[derive(Debug, Clone)]
+pub struct RoundSummary {
+    /// `election` or `rejoin`.
+    pub kind: &'static str,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub leader: Option<i64>,
+    /// Highest election epoch of its votes.
+    pub epoch: Option<i64>,
+    /// The new leader's epoch from its LEADERINFO/NEWLEADER.
+    pub zab_epoch: Option<u32>,
+    /// Servers heard in the round.
+    pub participants: Vec<i64>,
+    /// Servers that were LOOKING in it.
+    pub looking: Vec<i64>,
+    /// Every LOOKING server was seen settling.
+    pub complete: bool,
+}
+
+impl Tracker {
+    /// Closes the open round (end of input).
+    pub fn finish(&mut self) {
+        self.close_current();
+    }
+
+    /// The rounds built so far, in order.
+    pub fn summaries(&self) -> Vec<RoundSummary> {
+        self.rounds
+            .iter()
+            .map(|r| RoundSummary {
+                kind: r.kind(),
+                start: r.start,
+                end: r.end(),
+                leader: r.leader(),
+                epoch: r.epoch(),
+                zab_epoch: r.zab_epoch,
+                participants: r.votes.keys().copied().collect(),
+                looking: r.looking.iter().copied().collect(),
+                complete: r.all_settled(),
+            })
+            .collect()
+    }
+}
+
 impl ServerSink for Tracker {
     fn fle(&mut self, m: &FleMsg<'_>) {
         let FleKind::Notification(n) = &m.kind else {
