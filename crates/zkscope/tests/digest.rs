@@ -3,11 +3,15 @@
 //! (operation + path with sequential suffixes folded) equal the generator's truth file.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
+
+#[path = "common/generated.rs"]
+mod generated;
+use generated::Gen;
 
 fn repo(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -110,48 +114,12 @@ fn json_has_the_sections_of_the_text_report() {
     assert_eq!(calls, 163);
 }
 
-struct Gen {
-    pcap: PathBuf,
-    truth: Value,
-}
-
 const GEN_ARGS: [&str; 4] = ["-n", "20000", "--seed", "5"];
 
-/// The generated capture, made once and kept in the target directory.
+/// The generated capture, made once.
 fn gen() -> &'static Gen {
     static G: OnceLock<Gen> = OnceLock::new();
-    G.get_or_init(|| {
-        let script = repo("bench/gen_pcap.py");
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let src = std::fs::read(&script).expect("read bench/gen_pcap.py");
-        for b in src.iter().chain(GEN_ARGS.join(" ").as_bytes()) {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let dir = tmp.join(format!("digest-gen-{h:016x}"));
-        let (pcap, truth) = (dir.join("x.pcap"), dir.join("x.pcap.truth.json"));
-        if !truth.exists() {
-            let mine = tmp.join(format!("digest-gen-{h:016x}.{}", std::process::id()));
-            std::fs::create_dir_all(&mine).expect("temp dir");
-            let out = Command::new("python3")
-                .arg(&script)
-                .args(["-o", mine.join("x.pcap").to_str().unwrap()])
-                .args(GEN_ARGS)
-                .output()
-                .expect("run python3 bench/gen_pcap.py");
-            assert!(
-                out.status.success(),
-                "gen_pcap.py: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            if std::fs::rename(&mine, &dir).is_err() {
-                let _ = std::fs::remove_dir_all(&mine);
-            }
-        }
-        let truth =
-            serde_json::from_slice(&std::fs::read(truth).expect("truth file")).expect("truth JSON");
-        Gen { pcap, truth }
-    })
+    G.get_or_init(|| generated::generate("digest", &GEN_ARGS))
 }
 
 /// ZooKeeper's sequential counter (exactly ten digits not preceded by a digit) → `N`.
