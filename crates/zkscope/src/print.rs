@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use zkscope_capture::client::{ClientSink, ConnInfo, Kind, Msg, PendingRequest, Unanswered};
 use zkscope_capture::packet::Timestamp;
 use zkscope_capture::tcp::Direction;
-use zkscope_proto::client::{ErrCode, OpCode, PING_XID};
+use zkscope_proto::client::{implied_opcode, ErrCode, OpCode, PING_XID};
 
 use crate::fields::{write_fields, Style};
 use crate::jsonline::JsonLine;
@@ -298,15 +298,6 @@ impl<W: Write> ClientSink for Printer<W> {
             Format::Text => self.text(m),
             Format::Json => self.json(m),
         }
-    }
-}
-
-/// The opcode a reply's special xid implies when its request was not captured.
-pub fn implied_opcode(xid: i32) -> Option<OpCode> {
-    match xid {
-        PING_XID => Some(OpCode::PING),
-        -4 => Some(OpCode::AUTH),
-        _ => None,
     }
 }
 

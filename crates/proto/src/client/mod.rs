@@ -33,3 +33,14 @@ pub const PING_XID: i32 = -2;
 pub const AUTH_XID: i32 = -4;
 /// xid of setWatches/setWatches2 from the C client (Java uses normal xids).
 pub const SET_WATCHES_XID: i32 = -8;
+
+/// The opcode a special xid implies, for a reply whose request was not captured: −2 ping,
+/// −4 auth, −8 setWatches (C client).
+pub fn implied_opcode(xid: i32) -> Option<OpCode> {
+    match xid {
+        PING_XID => Some(OpCode::PING),
+        AUTH_XID => Some(OpCode::AUTH),
+        SET_WATCHES_XID => Some(OpCode::SET_WATCHES),
+        _ => None,
+    }
+}

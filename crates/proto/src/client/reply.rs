@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 use super::codes::{ErrCode, EventType, KeeperState, OpCode};
 use super::records::{Acls, ClientInfos, Data, Stat, Strings};
 use super::request::{read_multi_header, MAX_MULTI_OPS};
-use super::{AUTH_XID, NOTIFICATION_XID, PING_XID, SET_WATCHES_XID};
+use super::{implied_opcode, NOTIFICATION_XID};
 use crate::jute::{DecodeError, ErrorKind, JStr, Reader, Result};
 
 /// `ReplyHeader` (16 bytes).
@@ -390,13 +390,7 @@ pub fn decode_reply(frame: &[u8], request: Option<OpCode>) -> Result<Reply<'_>> 
     } else if header.xid == NOTIFICATION_XID {
         ReplyBody::Event(WatchEvent::read(&mut r)?)
     } else {
-        let implied = match header.xid {
-            PING_XID => Some(OpCode::PING),
-            AUTH_XID => Some(OpCode::AUTH),
-            SET_WATCHES_XID => Some(OpCode::SET_WATCHES),
-            _ => None,
-        };
-        match request.or(implied) {
+        match request.or(implied_opcode(header.xid)) {
             Some(op) => ReplyBody::read(op, &mut r)?,
             None => ReplyBody::opaque(&mut r),
         }
