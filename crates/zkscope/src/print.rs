@@ -358,7 +358,8 @@ fn color_of(conn: &ConnInfo) -> u8 {
     31 + (h % 6) as u8
 }
 
-fn hexdump(out: &mut String, bytes: &[u8]) {
+/// Appends a hex dump of `bytes` (16 per line, with their ASCII) to `out`.
+pub(crate) fn hexdump(out: &mut String, bytes: &[u8]) {
     use std::fmt::Write as _;
     for (i, chunk) in bytes.chunks(16).enumerate() {
         let _ = write!(out, "\n    {:08x}  ", i * 16);

@@ -24,7 +24,7 @@ use zkscope_proto::election::{config_version, parse_config, ConfigLine, Zxid};
 use zkscope_proto::quorum::{PacketType, QuorumBody, TxnRecord};
 
 use crate::fields::{write_fields, Style};
-use crate::print::Format;
+use crate::print::{hexdump, Format};
 use crate::server::ServerConsumer;
 use crate::timefmt::TimeFormat;
 
@@ -165,27 +165,6 @@ fn config_text(out: &mut String, text: Option<&[u8]>) {
     out.push(']');
     if let Some(v) = config_version(text) {
         let _ = write!(out, " config_version={v}");
-    }
-}
-
-fn hexdump(out: &mut String, bytes: &[u8]) {
-    for (i, chunk) in bytes.chunks(16).enumerate() {
-        let _ = write!(out, "\n    {:08x}  ", i * 16);
-        for b in chunk {
-            let _ = write!(out, "{b:02x} ");
-        }
-        for _ in chunk.len()..16 {
-            out.push_str("   ");
-        }
-        out.push_str(" |");
-        for &b in chunk {
-            out.push(if b.is_ascii_graphic() || b == b' ' {
-                b as char
-            } else {
-                '.'
-            });
-        }
-        out.push('|');
     }
 }
 
