@@ -78,8 +78,10 @@ impl Cluster {
         let acls = self.acls();
         let dir = zkc::CreateMode::Persistent.with_acls(acls);
         for d in [&agents, &election, &incidents] {
-            self.retry("creating the cluster nodes", || self.client.mkdir(d, &dir))
-                .await?;
+            self.retry("creating the cluster nodes", || {
+                zk::mkdir_under(&self.client, &self.base, d, &dir)
+            })
+            .await?;
         }
         self.register(&agents).await?;
         let me = self.candidate(&election).await?;

@@ -25,6 +25,7 @@ use crate::engine::{
 };
 use crate::metrics::Metrics;
 use crate::status::{RuleStatus, Shared};
+use crate::zk;
 
 /// Messages to the core.
 #[derive(Debug)]
@@ -726,7 +727,11 @@ impl Core {
                         Err(zkc::Error::NoNode) => match client.create(&p, &data, &create).await {
                             Ok(_) => Ok(()),
                             Err(zkc::Error::NoNode) => {
-                                match client.mkdir(&self.incidents_dir, &create).await {
+                                let base =
+                                    self.incidents_dir.rsplit_once('/').map_or("", |(b, _)| b);
+                                match zk::mkdir_under(&client, base, &self.incidents_dir, &create)
+                                    .await
+                                {
                                     Ok(()) => client.create(&p, &data, &create).await.map(|_| ()),
                                     Err(e) => Err(e),
                                 }

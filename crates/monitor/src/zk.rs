@@ -111,3 +111,22 @@ pub fn is_fatal(e: &zkc::Error) -> bool {
 pub fn session_hex(c: &zkc::Client) -> String {
     format!("0x{:x}", c.session_id().0)
 }
+
+/// Creates `dir` and any missing parents. Parents above `base` (a prefix such as `/zk_monitor`,
+/// shared by every cluster and by agents with other credentials) are created open to all;
+/// `base` and what lies under it get `opts`' ACL. Creating the shared prefix with a creator-only
+/// ACL would lock every agent without the same credentials out of its own cluster.
+pub async fn mkdir_under(
+    client: &zkc::Client,
+    base: &str,
+    dir: &str,
+    opts: &zkc::CreateOptions<'_>,
+) -> Result<(), zkc::Error> {
+    if let Some((parent, _)) = base.rsplit_once('/') {
+        if !parent.is_empty() {
+            let open = zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
+            client.mkdir(parent, &open).await?;
+        }
+    }
+    client.mkdir(dir, opts).await
+}

@@ -487,20 +487,33 @@ fn digest_credentials_are_used() {
             "authed",
         ],
     );
+    // the authenticated agent creates the shared prefix first: it must stay open to agents
+    // with other credentials (a creator-only /zk_monitor would lock them out of their cluster)
+    eventually(
+        Duration::from_secs(30),
+        "the authenticated agent leads its cluster",
+        &[&with],
+        || {
+            with.status()
+                .is_some_and(|s| s["cluster"]["is_leader"] == true)
+        },
+    );
     let without = Agent::start("no-creds", &cfg, &zk.addr(), &["-c", "anon"]);
     eventually(
         Duration::from_secs(30),
-        "both checked /secret",
+        "both checked /secret and lead their clusters",
         &[&with, &without],
         || {
             let s1 = with
                 .status()
                 .map(|s| s["monitor"]["compliance"]["/secret"]["state"].clone());
-            let s2 = without
-                .status()
-                .map(|s| s["monitor"]["compliance"]["/secret"]["message"].clone());
+            let Some(s2) = without.status() else {
+                return false;
+            };
+            let m = s2["monitor"]["compliance"]["/secret"]["message"].clone();
             s1 == Some(Value::from("OK"))
-                && s2.is_some_and(|m| m.as_str().unwrap_or("").contains("not authorized"))
+                && m.as_str().unwrap_or("").contains("not authorized")
+                && s2["cluster"]["is_leader"] == true
         },
     );
     // the authenticated agent's cluster nodes carry its credentials' ACL
@@ -512,6 +525,15 @@ fn digest_credentials_are_used() {
             .flatten()
     });
     assert_eq!(acl_scheme.as_deref(), Some("digest"));
+    // ... and the shared prefix above the clusters stays open
+    let prefix_scheme = zk_authed(&zk.addr(), |c| async move {
+        c.get_acl("/zk_monitor")
+            .await
+            .map(|(acls, _)| acls.first().map(|a| a.scheme().to_string()))
+            .ok()
+            .flatten()
+    });
+    assert_eq!(prefix_scheme.as_deref(), Some("world"));
 }
 
 /// Like `monitor_support::zk`, authenticated as alerts:pw.
