@@ -222,7 +222,7 @@ impl PacketSource {
     pub fn stats(&mut self) -> Option<CaptureStats> {
         match &mut self.inner {
             Inner::File(_) => None,
-            Inner::Live(l) => l.cap.stats().ok().map(|s| CaptureStats {
+            Inner::Live(l) => l.cap.as_mut()?.stats().ok().map(|s| CaptureStats {
                 received: u64::from(s.received),
                 dropped: u64::from(s.dropped),
                 if_dropped: u64::from(s.if_dropped),
@@ -726,8 +726,12 @@ impl FileSource {
 // Live capture.
 
 struct LiveSource {
-    cap: pcap::Capture<pcap::Active>,
+    /// `None` only if switching to non-blocking mode for the drain failed (then reading ends).
+    cap: Option<pcap::Capture<pcap::Active>>,
     stop: Arc<AtomicBool>,
+    /// Set once `stop` was seen: the capture is non-blocking and reads what the kernel had
+    /// already buffered, until it is empty or this deadline passes.
+    drain_until: Option<std::time::Instant>,
     /// Cleared on drop; ends the watcher threads.
     alive: Arc<AtomicBool>,
     linktype: Linktype,
@@ -778,8 +782,9 @@ impl LiveSource {
             })?;
         }
         let mut l = LiveSource {
-            cap,
+            cap: Some(cap),
             stop: stop.clone(),
+            drain_until: None,
             alive: Arc::new(AtomicBool::new(true)),
             linktype,
             iface: iface.to_string(),
@@ -793,7 +798,10 @@ impl LiveSource {
     /// while no packet arrives, so a small thread turns `stop` into
     /// `pcap_breakloop` (which wakes the blocked read).
     fn watch(&mut self, stop: Arc<AtomicBool>) -> Result<(), CaptureError> {
-        let breaker = self.cap.breakloop_handle();
+        let Some(cap) = self.cap.as_mut() else {
+            return Ok(());
+        };
+        let breaker = cap.breakloop_handle();
         let alive = self.alive.clone();
         std::thread::Builder::new()
             .name("zkscope-capture-stop".into())
@@ -813,6 +821,14 @@ impl LiveSource {
             })
     }
 
+    /// Ctrl-C (or `--duration`) was seen: rather than drop what the kernel already captured
+    /// (the replies to the last requests, typically), read on without blocking until the
+    /// buffer is empty, for at most a second in case traffic keeps flowing.
+    fn start_drain(&mut self) {
+        self.drain_until = Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
+        self.cap = self.cap.take().and_then(|c| c.setnonblock().ok());
+    }
+
     #[allow(unsafe_code)]
     fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
         // The loop cannot return the borrowed packet directly (a conditional
@@ -820,14 +836,29 @@ impl LiveSource {
         // checker), so it records the packet's location and rebuilds the
         // slice below.
         let (hdr, ptr, len) = loop {
-            if self.stop.load(Ordering::Relaxed) {
+            if self.stop.load(Ordering::Relaxed) && self.drain_until.is_none() {
+                self.start_drain();
+            }
+            if self
+                .drain_until
+                .is_some_and(|t| std::time::Instant::now() >= t)
+            {
                 return Ok(None);
             }
-            match self.cap.next_packet() {
+            let Some(cap) = self.cap.as_mut() else {
+                return Ok(None);
+            };
+            match cap.next_packet() {
                 Ok(p) => break (*p.header, p.data.as_ptr(), p.data.len()),
-                Err(pcap::Error::TimeoutExpired) => continue,
-                // pcap_breakloop (from the watcher) ends the read this way.
-                Err(pcap::Error::NoMorePackets) => return Ok(None),
+                // Nothing buffered: go on waiting, or, when draining, the drain is complete.
+                Err(pcap::Error::TimeoutExpired) => {
+                    if self.drain_until.is_some() {
+                        return Ok(None);
+                    }
+                }
+                // pcap_breakloop (from the watcher) ends one read this way, blocked or not;
+                // the loop then sees `stop` and drains.
+                Err(pcap::Error::NoMorePackets) => {}
                 Err(e) => return Err(live_error(&self.iface, e)),
             }
         };

@@ -33,11 +33,20 @@ fn port_of(addr: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// Modes by myid from `srvr` (servers that do not answer are left out).
+/// Modes by myid from `srvr` (servers that do not answer within a few tries are left out:
+/// one `srvr` can time out on a loaded machine).
 fn modes(ens: &ZkEnsemble) -> BTreeMap<u32, String> {
     ens.servers
         .iter()
-        .filter_map(|s| Some((s.myid()?, s.mode()?)))
+        .filter_map(|s| {
+            let mode = (0..5).find_map(|i| {
+                if i > 0 {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                s.mode()
+            })?;
+            Some((s.myid()?, mode))
+        })
         .collect()
 }
 

@@ -170,7 +170,7 @@ fn standalone_workloads() {
                 kz("big.py", v4, vec![]),
                 kz("pipeline.py", v4, vec![]),
                 kz("fourlw.py", v4, vec![]),
-                kz("ping.py", v4, vec!["--seconds", "3"]),
+                kz("ping.py", v4, vec!["--seconds", "5"]),
                 s.spawn(|| java_cli_workload(&zk.addr(), "/cli")),
                 s.spawn(|| zkclient::rust_client_workload(&zk.addr(), "/rust")),
             ];

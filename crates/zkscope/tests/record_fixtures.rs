@@ -64,7 +64,7 @@ fn record_real_fixtures() {
             kazoo("watches.py", &[v4, &p]),
             kazoo("multi.py", &[v4, &p]),
             kazoo("auth.py", &[v4, &p]),
-            kazoo("ping.py", &[v4, &p, "--seconds", "3"]),
+            kazoo("ping.py", &[v4, &p, "--seconds", "5"]),
             kazoo("pipeline.py", &[v4, &p, "--count", "40"]),
             java_cli_workload(&addr, "/cli"),
             zkclient::rust_client_workload(&addr, "/rust"),

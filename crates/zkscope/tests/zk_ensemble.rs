@@ -43,10 +43,10 @@ fn ensemble_of_three_elects_and_recovers() {
     .expect("no new leader after killing the old one");
     assert_ne!(new_leader, leader);
     ens.start_member(leader);
-    assert!(
-        matches!(ens.server(leader).mode().as_deref(), Some("follower")),
-        "old leader did not rejoin as follower"
-    );
+    let rejoined = wait_for(Duration::from_secs(30), || {
+        ens.server(leader).mode().filter(|m| m == "follower")
+    });
+    assert!(rejoined.is_some(), "old leader did not rejoin as follower");
     let m = kazoo(
         "crud.py",
         &[

@@ -241,7 +241,12 @@ if mode == 'tls':
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(sys.argv[4], sys.argv[5])
     kw = dict(tls_context=ctx, require_starttls=True, authenticator=auth, auth_required=True)
-c = Controller(H(), hostname='127.0.0.1', port=port, server_hostname='localhost', **kw)
+# the default ready_timeout (5 s) is short on a loaded 2-core machine
+try:
+    c = Controller(H(), hostname='127.0.0.1', port=port, server_hostname='localhost',
+                   ready_timeout=60, **kw)
+except TypeError:
+    c = Controller(H(), hostname='127.0.0.1', port=port, server_hostname='localhost', **kw)
 c.start()
 print('ready', flush=True)
 while True:

@@ -158,20 +158,42 @@ impl Drop for TempDir {
 // ------------------------------------------------------------------ ports
 
 /// A TCP port free on both 127.0.0.1 and the dual-stack wildcard, never
-/// handed out twice by this process (found by binding port 0).
+/// handed out twice by this process. It is taken below the kernel's
+/// ephemeral range (`net.ipv4.ip_local_port_range`): a port from that range
+/// (what binding port 0 gives) can be handed to some outgoing connection
+/// between the moment it is picked and the moment the server binds it.
 pub fn free_port() -> u16 {
     static USED: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     let used = USED.get_or_init(|| Mutex::new(HashSet::new()));
-    for _ in 0..200 {
-        let l = TcpListener::bind("[::]:0")
-            .or_else(|_| TcpListener::bind("0.0.0.0:0"))
-            .expect("bind port 0");
-        let port = l.local_addr().unwrap().port();
-        drop(l);
-        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+    let ephemeral_low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (lo, hi) = if ephemeral_low > 12_000 {
+        (10_000u32, u32::from(ephemeral_low))
+    } else {
+        (
+            u32::from(ephemeral_low).saturating_sub(2_000).max(1_024),
+            u32::from(ephemeral_low),
+        )
+    };
+    // a per-process start so that test binaries run side by side spread out
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut x = (std::process::id().wrapping_mul(2_654_435_761) ^ nanos) | 1;
+    for _ in 0..2_000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let port = (lo + x % (hi - lo)) as u16;
+        if used.lock().unwrap().contains(&port) {
             continue;
         }
-        if used.lock().unwrap().insert(port) {
+        let free = (TcpListener::bind(("::", port)).is_ok()
+            || TcpListener::bind(("0.0.0.0", port)).is_ok())
+            && TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free && used.lock().unwrap().insert(port) {
             return port;
         }
     }
@@ -401,6 +423,36 @@ impl ZkOpts {
         self.client_port = Some(port);
         self
     }
+    /// Netty on the boot class path: Debian's zookeeper.jar manifest lacks netty-codec and
+    /// netty-resolver, which the Netty server and the quorum's TLS listeners
+    /// (`UnifiedServerSocket` detects TLS with Netty's `SslHandler`) need.
+    pub fn netty_boot_classpath(mut self) -> Self {
+        let netty: Vec<String> = [
+            "buffer",
+            "codec",
+            "common",
+            "handler",
+            "resolver",
+            "transport",
+            "transport-native-epoll",
+            "transport-native-unix-common",
+        ]
+        .iter()
+        .map(|j| format!("/usr/share/java/netty-{j}.jar"))
+        .collect();
+        self.jvm_args
+            .push(format!("-Xbootclasspath/a:{}", netty.join(":")));
+        self
+    }
+    /// Quorum TLS for every member ([`quorum_tls_cfg`], stores written to `dir`). A member's
+    /// own line (`EnsembleBuilder::member_cfg(id, "sslQuorum=false")`) comes later in its
+    /// zoo.cfg and wins.
+    pub fn quorum_tls(mut self, dir: &Path) -> Self {
+        for l in quorum_tls_cfg(dir) {
+            self = self.cfg(&l);
+        }
+        self.netty_boot_classpath()
+    }
     pub fn tick_time(mut self, ms: u32) -> Self {
         self.tick_time_ms = ms;
         self
@@ -420,6 +472,10 @@ pub struct ZkServer {
     opts: ZkOpts,
     child: Option<Child>,
     starts: u32,
+    /// The address tests reach it on ("127.0.0.1" unless the ensemble listens elsewhere).
+    connect_host: String,
+    /// A member configured as `peerType=observer`.
+    observer: bool,
 }
 
 fn base_cfg(opts: &ZkOpts, data_dir: &Path) -> String {
@@ -463,6 +519,8 @@ impl ZkServer {
                 opts: opts.clone(),
                 child: None,
                 starts: 0,
+                connect_host: "127.0.0.1".into(),
+                observer: false,
             };
             zk.spawn();
             match zk.try_wait_ready(&["standalone"], zk.opts.start_timeout) {
@@ -580,9 +638,22 @@ impl ZkServer {
     pub fn myid(&self) -> Option<u32> {
         self.myid
     }
-    /// "127.0.0.1:PORT"
+    /// "127.0.0.1:PORT" (the member's client address when its ensemble listens elsewhere,
+    /// e.g. "[::1]:PORT").
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.client_port)
+        if self.connect_host.contains(':') {
+            format!("[{}]:{}", self.connect_host, self.client_port)
+        } else {
+            format!("{}:{}", self.connect_host, self.client_port)
+        }
+    }
+    /// True for an observer (`peerType=observer`).
+    pub fn is_observer(&self) -> bool {
+        self.observer
+    }
+    /// The zoo.cfg it runs with.
+    pub fn cfg_path(&self) -> &Path {
+        &self.cfg_path
     }
     /// "[::1]:PORT"
     pub fn addr_v6(&self) -> String {
@@ -681,29 +752,125 @@ pub struct ZkEnsemble {
     opts: ZkOpts,
 }
 
-impl ZkEnsemble {
-    /// Starts `n` participants (`server.N=127.0.0.1:quorum:election:participant;clientPort`)
-    /// and waits until all serve (one leader, the others followers).
-    pub fn start(n: usize, opts: ZkOpts) -> ZkEnsemble {
+/// Builds a [`ZkEnsemble`]: `participants` voting members then `observers` observers
+/// (`peerType=observer` in their zoo.cfg, `server.N=…:observer` in everyone's), all on free
+/// ports, the server lines naming `host` (an IP literal or a host name; IPv6 bracketed
+/// automatically).
+#[derive(Clone, Debug)]
+pub struct EnsembleBuilder {
+    participants: usize,
+    observers: usize,
+    host: String,
+    client_host: Option<String>,
+    connect_host: String,
+    opts: ZkOpts,
+    member_cfg: Vec<(u32, String)>,
+    member_host: Vec<(u32, String)>,
+}
+
+impl EnsembleBuilder {
+    pub fn new(participants: usize) -> Self {
+        EnsembleBuilder {
+            participants,
+            observers: 0,
+            host: "127.0.0.1".into(),
+            client_host: None,
+            connect_host: "127.0.0.1".into(),
+            opts: ZkOpts::new(),
+            member_cfg: Vec::new(),
+            member_host: Vec::new(),
+        }
+    }
+    pub fn opts(mut self, opts: ZkOpts) -> Self {
+        self.opts = opts;
+        self
+    }
+    /// Observers after the participants (myids `participants+1…`).
+    pub fn observers(mut self, n: usize) -> Self {
+        self.observers = n;
+        self
+    }
+    /// The host the server lines name for the quorum and election addresses ("localhost",
+    /// "::1", …); tests keep reaching the members on 127.0.0.1 unless [`Self::connect_host`].
+    pub fn host(mut self, host: &str) -> Self {
+        self.host = host.into();
+        self
+    }
+    /// The client address of the server lines (`;host:port`); by default `;port` (wildcard).
+    pub fn client_host(mut self, host: &str) -> Self {
+        self.client_host = Some(host.into());
+        self
+    }
+    /// Where tests reach the members' client ports (`srvr`, clients).
+    pub fn connect_host(mut self, host: &str) -> Self {
+        self.connect_host = host.into();
+        self
+    }
+    /// Everything on the IPv6 loopback: `server.N=[::1]:q:e:role;[::1]:c`.
+    pub fn ipv6(self) -> Self {
+        self.host("::1").client_host("::1").connect_host("::1")
+    }
+    /// The host member `id`'s server line names (instead of [`Self::host`]).
+    pub fn member_host(mut self, id: u32, host: &str) -> Self {
+        self.member_host.push((id, host.into()));
+        self
+    }
+    /// An extra zoo.cfg line for member `id` only.
+    pub fn member_cfg(mut self, id: u32, line: &str) -> Self {
+        self.member_cfg.push((id, line.into()));
+        self
+    }
+
+    /// Writes the configs, starts every member and waits until all serve.
+    pub fn start(self) -> ZkEnsemble {
+        let n = self.participants + self.observers;
         assert!(n >= 1);
+        let bracket = |h: &str| {
+            if h.contains(':') {
+                format!("[{h}]")
+            } else {
+                h.to_string()
+            }
+        };
         let ports: Vec<(u16, u16, u16)> = (0..n)
             .map(|_| (free_port(), free_port(), free_port()))
             .collect();
         let mut servers_lines = String::new();
         for (i, (c, q, e)) in ports.iter().enumerate() {
-            servers_lines.push_str(&format!(
-                "server.{}=127.0.0.1:{q}:{e}:participant;{c}\n",
-                i + 1
-            ));
+            let id = (i + 1) as u32;
+            let host = self
+                .member_host
+                .iter()
+                .find(|(m, _)| *m == id)
+                .map_or(&self.host, |(_, h)| h);
+            let host = bracket(host);
+            let role = if i < self.participants {
+                "participant"
+            } else {
+                "observer"
+            };
+            let client = match &self.client_host {
+                Some(h) => format!("{}:{c}", bracket(h)),
+                None => c.to_string(),
+            };
+            servers_lines.push_str(&format!("server.{id}={host}:{q}:{e}:{role};{client}\n"));
         }
         let mut servers = Vec::new();
         for (i, (c, q, e)) in ports.iter().enumerate() {
             let id = (i + 1) as u32;
+            let observer = i >= self.participants;
             let dir = TempDir::new(&format!("zk{id}"));
             let data = dir.join("data");
             fs::create_dir_all(&data).unwrap();
             fs::write(data.join("myid"), format!("{id}\n")).unwrap();
-            let mut cfg = base_cfg(&opts, &data);
+            let mut cfg = base_cfg(&self.opts, &data);
+            if observer {
+                cfg.push_str("peerType=observer\n");
+            }
+            for (_, line) in self.member_cfg.iter().filter(|(m, _)| *m == id) {
+                cfg.push_str(line);
+                cfg.push('\n');
+            }
             cfg.push_str(&servers_lines);
             let cfg_path = dir.join("zoo.cfg");
             fs::write(&cfg_path, cfg).unwrap();
@@ -716,17 +883,35 @@ impl ZkEnsemble {
                 quorum_port: Some(*q),
                 election_port: Some(*e),
                 myid: Some(id),
-                opts: opts.clone(),
+                opts: self.opts.clone(),
                 child: None,
                 starts: 0,
+                connect_host: self.connect_host.clone(),
+                observer,
             });
         }
         for s in servers.iter_mut() {
             s.spawn();
         }
-        let mut ens = ZkEnsemble { servers, opts };
+        let mut ens = ZkEnsemble {
+            servers,
+            opts: self.opts,
+        };
         ens.wait_ready();
         ens
+    }
+}
+
+impl ZkEnsemble {
+    /// Starts `n` participants (`server.N=127.0.0.1:quorum:election:participant;clientPort`)
+    /// and waits until all serve (one leader, the others followers).
+    pub fn start(n: usize, opts: ZkOpts) -> ZkEnsemble {
+        EnsembleBuilder::new(n).opts(opts).start()
+    }
+
+    /// A builder for other shapes: observers, host names, IPv6, per-member settings.
+    pub fn builder(participants: usize) -> EnsembleBuilder {
+        EnsembleBuilder::new(participants)
     }
 
     /// Waits until every running member serves as leader/follower/observer.
@@ -787,6 +972,112 @@ impl ZkEnsemble {
     pub fn start_member(&mut self, id: u32) {
         self.server_mut(id).start()
     }
+}
+
+/// The JDK's `keytool` next to the `java` the harness runs (`JAVA`, else `java` on PATH,
+/// symlinks followed).
+pub fn keytool() -> PathBuf {
+    let java = java();
+    let java = if java.contains('/') {
+        PathBuf::from(java)
+    } else {
+        std::env::var_os("PATH")
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join(&java))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .find(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from(&java))
+    };
+    let real = java.canonicalize().unwrap_or(java);
+    let kt = real.with_file_name("keytool");
+    assert!(kt.exists(), "no keytool next to {}", real.display());
+    kt
+}
+
+/// Generates, with `keytool`, a PKCS12 keystore holding one self-signed key (SAN
+/// 127.0.0.1, ::1, localhost) and a truststore trusting it, in `dir`; returns the zoo.cfg
+/// lines for quorum TLS (`sslQuorum=true` and `ssl.quorum.*`). Every member can share them.
+/// See [`ZkOpts::quorum_tls`] for the class path the TLS listeners need.
+pub fn quorum_tls_cfg(dir: &Path) -> Vec<String> {
+    let ks = dir.join("quorum-keystore.p12");
+    let ts = dir.join("quorum-truststore.p12");
+    let cert = dir.join("quorum.cer");
+    let pass = "zkscope-test";
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(keytool());
+        cmd.args(args);
+        let out = run_with_timeout(cmd, None, Duration::from_secs(120));
+        assert!(
+            out.status.success(),
+            "keytool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let (ks_s, ts_s, cert_s) = (p(&ks), p(&ts), p(&cert));
+    run(&[
+        "-genkeypair",
+        "-alias",
+        "zk",
+        "-keyalg",
+        "EC",
+        "-groupname",
+        "secp256r1",
+        "-validity",
+        "30",
+        "-dname",
+        "CN=localhost",
+        "-ext",
+        "SAN=ip:127.0.0.1,ip:::1,dns:localhost",
+        "-keystore",
+        &ks_s,
+        "-storetype",
+        "PKCS12",
+        "-storepass",
+        pass,
+        "-keypass",
+        pass,
+    ]);
+    run(&[
+        "-exportcert",
+        "-alias",
+        "zk",
+        "-keystore",
+        &ks_s,
+        "-storetype",
+        "PKCS12",
+        "-storepass",
+        pass,
+        "-file",
+        &cert_s,
+    ]);
+    run(&[
+        "-importcert",
+        "-noprompt",
+        "-alias",
+        "zk",
+        "-file",
+        &cert_s,
+        "-keystore",
+        &ts_s,
+        "-storetype",
+        "PKCS12",
+        "-storepass",
+        pass,
+    ]);
+    vec![
+        "sslQuorum=true".into(),
+        format!("ssl.quorum.keyStore.location={ks_s}"),
+        format!("ssl.quorum.keyStore.password={pass}"),
+        "ssl.quorum.keyStore.type=PKCS12".into(),
+        format!("ssl.quorum.trustStore.location={ts_s}"),
+        format!("ssl.quorum.trustStore.password={pass}"),
+        "ssl.quorum.trustStore.type=PKCS12".into(),
+    ]
 }
 
 // ---------------------------------------------------------------- Java CLI
@@ -1098,11 +1389,9 @@ impl Tcpdump {
     }
 
     pub fn stop_with_stats(mut self) -> (PathBuf, CaptureStats) {
-        settle_file(
-            &self.path,
-            Duration::from_millis(300),
-            Duration::from_secs(5),
-        );
+        // -U writes every packet as it comes: a second without growth means tcpdump has
+        // caught up (a CPU-starved tcpdump can pause longer than a few hundred ms)
+        settle_file(&self.path, Duration::from_secs(1), Duration::from_secs(20));
         let mut child = self.child.take().unwrap();
         terminate(&mut child, libc::SIGINT, Duration::from_secs(10));
         let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
@@ -1255,8 +1544,8 @@ impl ZkscopeLive {
     }
 
     /// Spawns zkscope with the full argument list and waits until it prints
-    /// a line containing "listening on" on stderr (at most 5 s; then it
-    /// goes on, so that a binary without the line still gets tested).
+    /// a line containing "listening on" on stderr (at most 30 s; panics
+    /// without it).
     pub fn start(args: &[&str]) -> ZkscopeLive {
         let mut cmd = Command::new(zkscope_bin());
         cmd.args(args)
@@ -1276,7 +1565,7 @@ impl ZkscopeLive {
             }
             all
         });
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(30);
         let mut ready = false;
         while Instant::now() < deadline {
             match rx.recv_timeout(Duration::from_millis(100)) {
@@ -1294,7 +1583,10 @@ impl ZkscopeLive {
             }
         }
         if !ready {
-            eprintln!("[support] zkscope live: no 'listening on' line on stderr within 5 s");
+            // traffic sent now would be missed: fail here, with what zkscope said
+            terminate(&mut child, libc::SIGINT, Duration::from_secs(2));
+            let err = stderr.join().unwrap_or_default();
+            panic!("zkscope {args:?} did not start capturing within 30 s; stderr:\n{err}");
         }
         thread::sleep(Duration::from_millis(200));
         ZkscopeLive {
@@ -1312,8 +1604,9 @@ impl ZkscopeLive {
             .unwrap_or(false)
     }
 
-    /// Gives it 1 s to drain, sends SIGINT (SIGKILL after 10 s), and
-    /// returns stdout parsed as JSON lines plus stderr.
+    /// Sends SIGINT after a short pause (SIGKILL after 10 s): zkscope then
+    /// reads what the kernel already captured before it ends. Returns stdout
+    /// parsed as JSON lines plus stderr.
     pub fn stop(mut self) -> LiveOutput {
         thread::sleep(Duration::from_millis(1000));
         let mut child = self.child.take().unwrap();

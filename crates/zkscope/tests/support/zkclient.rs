@@ -313,8 +313,19 @@ pub fn rust_reconnect_workload(zk_server: &mut ZkServer, prefix: &str) -> Value 
         (c, session, r, w_data, w_exist, w_child, sw)
     });
 
-    // restart the server under the client's feet, same ports and data
-    zk_server.restart();
+    // restart the server under the client's feet, same ports and data; the runtime keeps
+    // running meanwhile (a frozen client would expire its own session on a slow restart)
+    std::thread::scope(|scope| {
+        let restart = scope.spawn(|| zk_server.restart());
+        rt.block_on(async {
+            while !restart.is_finished() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        if let Err(e) = restart.join() {
+            std::panic::resume_unwind(e);
+        }
+    });
 
     rt.block_on(async {
         // wait until the client has lost the connection and is connected again with the
