@@ -759,3 +759,119 @@ fn zookeeper_tls() {
         .status()
         .is_some_and(|s| s["zookeeper"]["connected"] == true));
 }
+
+/// `repeat_interval` reminders and flap damping, end to end: a firing incident is re-notified
+/// while it lasts (same incident) and resolved once; a node that flaps faster than its
+/// `cancel_timeout` fires once (damped: without it every short spell would be cancelled and
+/// nothing would ever fire) and resolves once, only after its changes age out of the window.
+#[test]
+fn repeat_reminders_and_flap_damping() {
+    let zk = ZkServer::standalone(ZkOpts::new());
+    let hook = Hook::start();
+    mkdirs(&zk.addr(), &["/rep", "/flap"]);
+    let dir = TempDir::new("m-repeat");
+    let cfg = dir.join("m.yaml");
+    fs::write(
+        &cfg,
+        format!(
+            "defaults: {{alerter: {{webhook: \"{}\"}}}}\n\
+             /rep: {{children: 1, repeat_interval: 2s}}\n\
+             /flap: {{exists: true, cancel_timeout: 5s, flap: {{window: 20s, threshold: 4}}}}\n",
+            hook.url("/webhook")
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start("repeat", &cfg, &zk.addr(), &[]);
+    agent.wait_healthy(Duration::from_secs(30));
+    let hits_for = |p: &str| {
+        by_path(&hook.hits("/webhook"), p)
+            .into_iter()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+
+    // /rep has no child: it fires, then reminds every 2 s
+    eventually(
+        Duration::from_secs(30),
+        "/rep fired and reminded twice",
+        &[&agent],
+        || kinds(&hits_for("/rep").iter().collect::<Vec<_>>()) == ["firing", "repeat", "repeat"],
+    );
+    mkdirs(&zk.addr(), &["/rep/c"]);
+    eventually(Duration::from_secs(30), "/rep resolved", &[&agent], || {
+        hits_for("/rep")
+            .last()
+            .is_some_and(|h| h.body["kind"] == "resolved")
+    });
+    let rep = hits_for("/rep");
+    let k = kinds(&rep.iter().collect::<Vec<_>>());
+    assert_eq!(k.first().map(String::as_str), Some("firing"), "{k:?}");
+    assert!(k[1..k.len() - 1].iter().all(|x| x == "repeat"), "{k:?}");
+    let ids: std::collections::BTreeSet<String> = rep
+        .iter()
+        .map(|h| h.body["incident"]["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "one incident: {rep:?}");
+
+    // /flap: each missing spell (about a second) is shorter than cancel_timeout (5 s); the
+    // agent is made to see every change before the next
+    let seen = |ok: bool| {
+        eventually(
+            Duration::from_secs(30),
+            "the agent saw the change",
+            &[&agent],
+            || {
+                agent
+                    .status()
+                    .is_some_and(|s| (s["monitor"]["compliance"]["/flap"]["state"] == "OK") == ok)
+            },
+        )
+    };
+    for _ in 0..4 {
+        delete(&zk.addr(), "/flap");
+        seen(false);
+        std::thread::sleep(Duration::from_millis(300));
+        mkdirs(&zk.addr(), &["/flap"]);
+        seen(true);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    delete(&zk.addr(), "/flap");
+    seen(false);
+    std::thread::sleep(Duration::from_millis(300));
+    mkdirs(&zk.addr(), &["/flap"]);
+    seen(true);
+    let stable_since = std::time::Instant::now();
+    // damped: the pending incident was not cancelled by the good spells, so it fires (at
+    // cancel_timeout after the first violation), while the node is in spec again
+    eventually(Duration::from_secs(30), "/flap fired", &[&agent], || {
+        !hits_for("/flap").is_empty()
+    });
+    // in spec, but still flapping: it stays firing (the changes age out about 15 s later)
+    let st = agent.status().unwrap();
+    assert_eq!(
+        st["monitor"]["compliance"]["/flap"]["flapping"], true,
+        "{st}"
+    );
+    assert_eq!(st["monitor"]["compliance"]["/flap"]["state"], "OK", "{st}");
+    assert_eq!(
+        agent.alert_state("/flap").as_deref(),
+        Some("FIRING"),
+        "{st}"
+    );
+    // resolved once, when the changes have aged out of the 20 s window
+    eventually(Duration::from_secs(60), "/flap resolved", &[&agent], || {
+        hits_for("/flap").len() >= 2
+    });
+    let waited = stable_since.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let flap = hits_for("/flap");
+    assert_eq!(
+        kinds(&flap.iter().collect::<Vec<_>>()),
+        ["firing", "resolved"],
+        "{flap:?}"
+    );
+    assert!(
+        waited >= Duration::from_secs(3),
+        "resolved while still flapping ({waited:?} after the last change)"
+    );
+}
