@@ -22,8 +22,9 @@ use clap::{Parser, Subcommand};
 
 /// See what happens inside Apache ZooKeeper from the outside.
 ///
-/// zkscope decodes ZooKeeper's client protocol from live traffic (libpcap) or from pcap/pcapng
-/// files: who asks what, and how fast the ensemble answers.
+/// zkscope decodes ZooKeeper's client, leader-election and quorum protocols from live traffic
+/// (libpcap) or from pcap/pcapng files: who asks what, how fast the ensemble answers, how it
+/// elects and replicates; and it watches znodes against a spec.
 #[derive(Debug, Parser)]
 #[command(
     name = "zkscope",
