@@ -13,6 +13,12 @@
 //!    ConnectRequest or four-letter word, TLS. Mid-stream connections wait (with a bounded
 //!    buffer) until their bytes are unambiguous or an endpoint learnt later names them.
 //!
+//! TLS (`sslQuorum`, `portUnification`) is found per connection: a ClientHello at the start
+//! or TLS records mid-stream. On a known endpoint the connection is reported as an encrypted
+//! election/quorum connection ([`Note::Tls`]); on an unknown port it waits for its endpoint to
+//! be learnt (then [`Note::Tls`]) and, meanwhile, is reported as [`Note::TlsUnidentified`] if
+//! its server runs a known ZooKeeper endpoint (other TLS, e.g. HTTPS, stays a counter).
+//!
 //! Client connections are handed to a wrapped [`ClientHandler`] (its sink gets the client
 //! messages); election and quorum messages go to a [`ServerSink`]. Everything that is not
 //! reported as a message is counted in [`EnsembleStats`].
@@ -327,11 +333,27 @@ pub enum Note<'a> {
         discovery: &'a Discovery,
     },
     /// An election or quorum connection carries TLS (`sslQuorum`): nothing in it decodes.
+    /// Reported once per connection: when its TLS is seen on a known endpoint, or when a TLS
+    /// connection on an unknown port is identified later (a configuration named its port).
     Tls {
         /// When.
         ts: Timestamp,
         /// The connection.
         conn: &'a ServerConn,
+    },
+    /// A TLS connection on a port not known to be ZooKeeper's, to a host that runs a known
+    /// ZooKeeper endpoint: an election or quorum connection of an `sslQuorum` ensemble
+    /// whose configuration never travelled in clear, most likely. Reported once; if its port
+    /// is learnt later, [`Note::Tls`] follows with the same connection id.
+    TlsUnidentified {
+        /// When.
+        ts: Timestamp,
+        /// Connection serial (shared with [`ServerConn::id`]).
+        id: u64,
+        /// The side that spoke first (or the higher port, mid-stream).
+        client: SocketAddr,
+        /// The listening side (or the lower port, mid-stream).
+        server: SocketAddr,
     },
 }
 
@@ -398,7 +420,7 @@ pub struct EnsembleStats {
     pub unrecognised_connections: u64,
     /// Their bytes.
     pub unrecognised_bytes: u64,
-    /// Of those, TLS connections on unknown ports.
+    /// Of those, TLS connections on ports never identified.
     pub unrecognised_tls: u64,
     /// Connections on unknown ports that carried no data (refused, idle).
     pub empty_connections: u64,
@@ -422,9 +444,67 @@ enum Inner {
     Fle(Box<FleConn>),
     Zab(Box<ZabConn>),
     Pending(Box<Pending>),
+    TlsPending(Box<TlsPending>),
     Tls,
     Unrecognised,
     Filtered,
+}
+
+/// How many deliveries of each direction of a connection caught mid-stream are looked at
+/// for TLS records.
+const MID_STREAM_TLS_PROBES: u8 = 4;
+
+/// Looks for TLS at the start of an election/quorum connection: the initiator's ClientHello
+/// when the start was captured, runs of TLS records in either direction when not.
+#[derive(Debug, Clone, Copy)]
+struct TlsProbe {
+    synced: bool,
+    /// Deliveries still to look at, per direction (to server, to client).
+    left: [u8; 2],
+}
+
+impl TlsProbe {
+    fn new(synced: bool) -> Self {
+        TlsProbe {
+            synced,
+            left: if synced {
+                [1, 0]
+            } else {
+                [MID_STREAM_TLS_PROBES; 2]
+            },
+        }
+    }
+
+    /// Whether `bytes`, the next of direction `d` (oriented), show TLS.
+    fn is_tls(&mut self, d: Direction, bytes: &[u8]) -> bool {
+        let i = usize::from(d == Direction::ToClient);
+        if self.left[i] == 0 || bytes.is_empty() {
+            return false;
+        }
+        self.left[i] -= 1;
+        if self.synced {
+            is_tls_client_hello(bytes)
+        } else {
+            recognise::tls_records(bytes)
+        }
+    }
+
+    /// Bytes were lost: what follows is looked at as if caught mid-stream.
+    fn gap(&mut self) {
+        if self.synced {
+            *self = TlsProbe::new(false);
+        }
+    }
+}
+
+/// A TLS connection whose port is not known (yet).
+struct TlsPending {
+    /// Topology generation last looked at.
+    generation: u64,
+    /// Its bytes so far.
+    bytes: u64,
+    /// Serial, once reported as [`Note::TlsUnidentified`].
+    reported: Option<u64>,
 }
 
 struct FleConn {
@@ -432,8 +512,7 @@ struct FleConn {
     up: FleStream,
     down: FleStream,
     flip: bool,
-    /// The initiator's first bytes are next (checked for TLS).
-    fresh: bool,
+    tls: TlsProbe,
 }
 
 struct ZabConn {
@@ -441,7 +520,7 @@ struct ZabConn {
     up: ZabStream,
     down: ZabStream,
     flip: bool,
-    fresh: bool,
+    tls: TlsProbe,
 }
 
 /// Bytes held per direction while a connection's protocol is unknown.
@@ -890,7 +969,7 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
                 up: FleStream::new(true, synced),
                 down: FleStream::new(false, synced),
                 flip,
-                fresh: synced,
+                tls: TlsProbe::new(synced),
             }))
         } else {
             self.stats.zab_connections += 1;
@@ -899,7 +978,7 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
                 up: ZabStream::new(synced),
                 down: ZabStream::new(synced),
                 flip,
-                fresh: synced,
+                tls: TlsProbe::new(synced),
             }))
         }
     }
@@ -932,15 +1011,25 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
         let (proto, flip) = match v {
             Verdict::Wait => return,
             Verdict::Is { proto, flip } => (proto, flip),
-            Verdict::Tls | Verdict::No => {
+            Verdict::No => {
                 if let Inner::Pending(p) = &conn.inner {
                     self.stats.unrecognised_connections += 1;
                     self.stats.unrecognised_bytes += p.up.bytes() + p.down.bytes();
-                    if v == Verdict::Tls {
-                        self.stats.unrecognised_tls += 1;
-                    }
                 }
                 conn.inner = Inner::Unrecognised;
+                return;
+            }
+            Verdict::Tls => {
+                let bytes = match &conn.inner {
+                    Inner::Pending(p) => p.up.bytes() + p.down.bytes(),
+                    _ => 0,
+                };
+                conn.inner = Inner::TlsPending(Box::new(TlsPending {
+                    generation: self.topo.generation,
+                    bytes,
+                    reported: None,
+                }));
+                self.check_tls(conn, key, ts);
                 return;
             }
         };
@@ -984,12 +1073,9 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
             }
             Inner::Fle(f) => {
                 let d = orient(dir, f.flip);
-                if f.fresh && d == Direction::ToServer && !bytes.is_empty() {
-                    f.fresh = false;
-                    if is_tls_client_hello(bytes) {
-                        self.tls(conn, ts);
-                        return;
-                    }
+                if f.tls.is_tls(d, bytes) {
+                    self.tls(conn, ts);
+                    return;
                 }
                 let mut cx = Cx {
                     sink: &mut self.sink,
@@ -1008,12 +1094,9 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
             }
             Inner::Zab(z) => {
                 let d = orient(dir, z.flip);
-                if z.fresh && d == Direction::ToServer && !bytes.is_empty() {
-                    z.fresh = false;
-                    if is_tls_client_hello(bytes) {
-                        self.tls(conn, ts);
-                        return;
-                    }
+                if z.tls.is_tls(d, bytes) {
+                    self.tls(conn, ts);
+                    return;
                 }
                 let mut cx = Cx {
                     sink: &mut self.sink,
@@ -1035,6 +1118,14 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
                 }
                 self.judge(p, key)
             }
+            Inner::TlsPending(t) => {
+                t.bytes += bytes.len() as u64;
+                if t.generation != self.topo.generation {
+                    t.generation = self.topo.generation;
+                    self.check_tls(conn, key, ts);
+                }
+                return;
+            }
             Inner::Tls => return,
             Inner::Unrecognised => {
                 self.stats.unrecognised_bytes += bytes.len() as u64;
@@ -1046,6 +1137,62 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
             }
         };
         self.settle(conn, key, ts, verdict);
+    }
+
+    /// A TLS connection on an unknown port: identified if its endpoint is known now, else
+    /// reported once as unidentified when its server runs a known ZooKeeper endpoint.
+    fn check_tls(&mut self, conn: &mut EnsembleConn, key: &FlowKey, ts: Timestamp) {
+        let Inner::TlsPending(t) = &mut conn.inner else {
+            return;
+        };
+        let found = match (self.known(&key.server), self.known(&key.client)) {
+            (Some(p), _) => Some((p, false)),
+            (None, Some(p)) => Some((p, true)),
+            (None, None) => None,
+        };
+        let Some((proto, flip)) = found else {
+            if t.reported.is_none() && self.topo.is_zk_host(key.server.ip()) {
+                self.next_id += 1;
+                t.reported = Some(self.next_id);
+                self.sink.note(&Note::TlsUnidentified {
+                    ts,
+                    id: self.next_id,
+                    client: key.client,
+                    server: key.server,
+                });
+            }
+            return;
+        };
+        let id = match t.reported {
+            Some(id) => id,
+            None => {
+                self.next_id += 1;
+                self.next_id
+            }
+        };
+        let k = orient_key(key, flip);
+        let info = ServerConn {
+            id,
+            proto,
+            client: k.client,
+            server: k.server,
+            client_sid: None,
+            server_sid: self.topo.sid_of(&k.server, proto),
+            observer: false,
+        };
+        match proto {
+            Proto::Client => self.client.stats.tls_connections += 1,
+            Proto::Fle => {
+                self.stats.fle_connections += 1;
+                self.stats.tls_connections += 1;
+            }
+            Proto::Zab => {
+                self.stats.zab_connections += 1;
+                self.stats.tls_connections += 1;
+            }
+        }
+        conn.inner = Inner::Tls;
+        self.sink.note(&Note::Tls { ts, conn: &info });
     }
 
     /// An election/quorum connection turned out to carry TLS.
@@ -1073,7 +1220,7 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
                 self.client.gap(c, &k, orient(dir, *flip), ts, lost);
             }
             Inner::Fle(f) => {
-                f.fresh = false;
+                f.tls.gap();
                 let d = orient(dir, f.flip);
                 let mut cx = Cx {
                     sink: &mut self.sink,
@@ -1090,7 +1237,7 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
                 });
             }
             Inner::Zab(z) => {
-                z.fresh = false;
+                z.tls.gap();
                 let d = orient(dir, z.flip);
                 let mut cx = Cx {
                     sink: &mut self.sink,
@@ -1108,7 +1255,7 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
                 Direction::ToServer => p.up.gap(lost),
                 Direction::ToClient => p.down.gap(lost),
             },
-            Inner::Tls | Inner::Unrecognised | Inner::Filtered => {}
+            Inner::TlsPending(_) | Inner::Tls | Inner::Unrecognised | Inner::Filtered => {}
         }
     }
 }
@@ -1206,6 +1353,18 @@ impl<C: ClientSink, S: ServerSink> StreamHandler for EnsembleHandler<C, S> {
                     self.stats.unrecognised_bytes += bytes;
                 } else {
                     self.stats.empty_connections += 1;
+                }
+            }
+            Inner::TlsPending(t) => {
+                // A last look: its endpoint may have been learnt since its last bytes.
+                let mut conn = EnsembleConn {
+                    inner: Inner::TlsPending(t),
+                };
+                self.check_tls(&mut conn, key, ts);
+                if let Inner::TlsPending(t) = conn.inner {
+                    self.stats.unrecognised_connections += 1;
+                    self.stats.unrecognised_bytes += t.bytes;
+                    self.stats.unrecognised_tls += 1;
                 }
             }
             Inner::Tls | Inner::Unrecognised | Inner::Filtered => {}

@@ -11,6 +11,12 @@
 //! already FOLLOWING/LEADING vote for the current leader), confirmed by the LEADERINFO of the
 //! quorum connection when it was captured. After the round, each learner's UPTODATE (the end
 //! of its synchronisation with the new leader) is timed from the round's start.
+//!
+//! Observers run the election too (to find the leader) but do not vote: a server is an
+//! observer when the configuration says so (`:observer`), when it sends OBSERVING or
+//! OBSERVERINFO, or when its LOOKING vote is for no one (a non-voting member proposes
+//! `Long.MIN_VALUE`). Observers' votes are never counted towards a quorum; rounds list them
+//! apart from the participants.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -89,8 +95,10 @@ struct Round {
     start: Timestamp,
     /// Time of its last event.
     last: Timestamp,
-    /// Servers that were LOOKING in it.
+    /// Servers that were LOOKING in it (observers included).
     looking: BTreeSet<i64>,
+    /// Servers heard in it that are observers (their votes do not count).
+    observers: BTreeSet<i64>,
     /// When each LOOKING server was seen settled, and how.
     settled: BTreeMap<i64, (Timestamp, &'static str)>,
     /// Latest vote of every server heard in the round.
@@ -127,8 +135,17 @@ impl Round {
     }
 
     fn quorum(&self) -> usize {
-        let n = self.voters.unwrap_or(self.votes.len()).max(1);
+        let heard = self.participants().count();
+        let n = self.voters.unwrap_or(heard).max(1);
         n / 2 + 1
+    }
+
+    /// Voting servers heard in the round.
+    fn participants(&self) -> impl Iterator<Item = i64> + '_ {
+        self.votes
+            .keys()
+            .copied()
+            .filter(|s| !self.observers.contains(s))
     }
 
     fn leader(&self) -> Option<i64> {
@@ -172,8 +189,10 @@ impl Round {
     fn check_agreement(&mut self, ts: Timestamp) {
         let q = self.quorum();
         let mut count: BTreeMap<i64, usize> = BTreeMap::new();
-        for v in self.votes.values() {
-            *count.entry(v.leader).or_default() += 1;
+        for (sid, v) in &self.votes {
+            if !self.observers.contains(sid) {
+                *count.entry(v.leader).or_default() += 1;
+            }
         }
         if let Some((&leader, _)) = count.iter().find(|&(_, &n)| n >= q) {
             if self.agreed.is_none_or(|(_, l)| l != leader) {
@@ -197,6 +216,8 @@ pub struct Tracker {
     rounds: Vec<Round>,
     /// Voting members of the latest configuration seen.
     voters: Option<usize>,
+    /// Servers known to be observers (configuration, OBSERVING, OBSERVERINFO).
+    observers: BTreeSet<i64>,
     /// Notifications whose sender's id is unknown (not counted in rounds).
     pub unknown_senders: u64,
     /// Per server: seen settled since its last LOOKING vote, and that vote.
@@ -242,13 +263,35 @@ impl Tracker {
 
     fn notification(&mut self, ts: Timestamp, sid: i64, n: &Notification<'_>) {
         if let Some(text) = n.config_str() {
-            let voters = parse_config(text)
-                .filter(|l| matches!(l, ConfigLine::Server(s) if s.role == Role::Participant))
-                .count();
+            let mut voters = 0;
+            for line in parse_config(text) {
+                if let ConfigLine::Server(s) = line {
+                    if s.role == Role::Participant {
+                        voters += 1;
+                        self.observers.remove(&s.sid);
+                    } else {
+                        self.observers.insert(s.sid);
+                    }
+                }
+            }
             if voters > 0 {
                 self.voters = Some(voters);
             }
         }
+        match n.state {
+            ServerState::OBSERVING => {
+                self.observers.insert(sid);
+            }
+            ServerState::FOLLOWING | ServerState::LEADING => {
+                self.observers.remove(&sid);
+            }
+            // FastLeaderElection's initial vote of a non-voting member.
+            ServerState::LOOKING if n.leader == i64::MIN => {
+                self.observers.insert(sid);
+            }
+            _ => {}
+        }
+        let observer = self.observers.contains(&sid);
         let vote = Vote::of(n);
         let looking = n.state == ServerState::LOOKING;
         let known = self.servers.entry(sid).or_insert((false, None));
@@ -285,6 +328,11 @@ impl Tracker {
         };
         r.last = ts;
         r.voters = voters;
+        if observer {
+            r.observers.insert(sid);
+        } else {
+            r.observers.remove(&sid);
+        }
         if looking {
             r.looking.insert(sid);
         } else if r.looking.contains(&sid) && !r.settled.contains_key(&sid) {
@@ -307,6 +355,10 @@ impl Tracker {
     /// the latest recent round where it was LOOKING and not yet seen settled.
     fn settle(&mut self, ts: Timestamp, sid: i64, how: &'static str) {
         self.servers.entry(sid).or_insert((false, None)).0 = true;
+        let observer = how == "OBSERVERINFO";
+        if observer {
+            self.observers.insert(sid);
+        }
         let Some(r) = self
             .rounds
             .iter_mut()
@@ -317,6 +369,9 @@ impl Tracker {
             return;
         };
         r.settled.insert(sid, (ts, how));
+        if observer {
+            r.observers.insert(sid);
+        }
         r.last = r.last.max(ts);
         // Only the open round can close (older ones already are).
         if self.current().is_some_and(|r| r.all_settled()) {
@@ -385,9 +440,9 @@ pub struct RoundSummary {
     pub epoch: Option<i64>,
     /// The new leader's epoch from its LEADERINFO/NEWLEADER.
     pub zab_epoch: Option<u32>,
-    /// Servers heard in the round.
+    /// Voting servers heard in the round.
     pub participants: Vec<i64>,
-    /// Servers that were LOOKING in it.
+    /// Servers that were LOOKING in it (observers included).
     pub looking: Vec<i64>,
     /// Every LOOKING server was seen settling.
     pub complete: bool,
@@ -410,7 +465,7 @@ impl Tracker {
                 leader: r.leader(),
                 epoch: r.epoch(),
                 zab_epoch: r.zab_epoch,
-                participants: r.votes.keys().copied().collect(),
+                participants: r.participants().collect(),
                 looking: r.looking.iter().copied().collect(),
                 complete: r.all_settled(),
             })
@@ -510,6 +565,7 @@ struct RoundJson {
     epoch: Option<i64>,
     zab_epoch: Option<u32>,
     participants: Vec<i64>,
+    observers: Vec<i64>,
     looking: Vec<i64>,
     voters: Option<usize>,
     quorum: usize,
@@ -532,7 +588,8 @@ fn round_json(n: usize, r: &Round) -> RoundJson {
         leader: r.leader(),
         epoch: r.epoch(),
         zab_epoch: r.zab_epoch,
-        participants: r.votes.keys().copied().collect(),
+        participants: r.participants().collect(),
+        observers: r.observers.iter().copied().collect(),
         looking: r.looking.iter().copied().collect(),
         voters: r.voters,
         quorum: r.quorum(),
@@ -591,10 +648,15 @@ fn round_text(out: &mut String, n: usize, r: &Round, time: TimeFormat) {
     out.push('\n');
     let list =
         |s: &mut dyn Iterator<Item = i64>| s.map(|v| v.to_string()).collect::<Vec<_>>().join(",");
+    let observers = if r.observers.is_empty() {
+        String::new()
+    } else {
+        format!(", observers {}", list(&mut r.observers.iter().copied()))
+    };
     let _ = writeln!(
         out,
-        "  participants {} (looking {}); quorum {} of {}",
-        list(&mut r.votes.keys().copied()),
+        "  participants {}{observers} (looking {}); quorum {} of {}",
+        list(&mut r.participants()),
         list(&mut r.looking.iter().copied()),
         r.quorum(),
         r.voters.map_or_else(|| "?".into(), |v| v.to_string())
@@ -602,6 +664,17 @@ fn round_text(out: &mut String, n: usize, r: &Round, time: TimeFormat) {
     for (t, sid, v) in &r.history {
         out.push_str("  ");
         ts(out, *t);
+        if v.leader == i64::MIN {
+            // A non-voting member's initial vote: no candidate, zxid and epoch Long.MIN_VALUE.
+            let _ = writeln!(
+                out,
+                " +{:.1}ms server {sid} {} votes for no one (a non-voting member), election epoch {}",
+                ms(r.start, *t),
+                v.state,
+                v.election_epoch
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             " +{:.1}ms server {sid} {} votes {} (zxid {} = {}, peer epoch {}, election epoch {})",
@@ -722,6 +795,16 @@ mod tests {
     }
 
     fn feed(t: &mut Tracker, ts: i64, sid: i64, v: Vote) {
+        feed_cfg(
+            t,
+            ts,
+            sid,
+            v,
+            b"server.1=h:1:2:participant\nserver.2=h:3:4:participant\nserver.3=h:5:6:participant",
+        );
+    }
+
+    fn feed_cfg(t: &mut Tracker, ts: i64, sid: i64, v: Vote, config: &'static [u8]) {
         let n = Notification {
             state: v.state,
             leader: v.leader,
@@ -731,9 +814,7 @@ mod tests {
             peer_epoch_derived: false,
             version: Some(2),
             version_ignored: false,
-            config: Some(zkscope_proto::jute::JStr(
-                b"server.1=h:1:2:participant\nserver.2=h:3:4:participant\nserver.3=h:5:6:participant",
-            )),
+            config: Some(zkscope_proto::jute::JStr(config)),
             trailing: 0,
         };
         t.notification(Timestamp(ts * 1_000_000), sid, &n);
@@ -769,5 +850,46 @@ mod tests {
         assert_eq!(t.rounds[0].agreed.map(|a| a.0), Some(Timestamp(2_000_000)));
         assert!(t.rounds.iter().all(|r| r.all_settled()));
         assert_eq!(t.resent, 1);
+    }
+
+    #[test]
+    fn observers_do_not_vote() {
+        use ServerState as S;
+        const CFG: &[u8] = b"server.1=h:1:2:participant\nserver.2=h:3:4:participant\n\
+            server.3=h:5:6:participant\nserver.4=h:7:8:observer\nversion=0";
+        let mut t = Tracker::default();
+        let non_voter = Vote {
+            state: S::LOOKING,
+            leader: i64::MIN,
+            zxid: Zxid(i64::MIN),
+            election_epoch: 1,
+            peer_epoch: i64::MIN,
+        };
+        feed_cfg(&mut t, 0, 4, non_voter, CFG);
+        feed_cfg(&mut t, 1, 1, vote(S::LOOKING, 2, 1), CFG);
+        // The observer follows 2 before a second voter does: no quorum yet.
+        feed_cfg(&mut t, 2, 4, vote(S::OBSERVING, 2, 1), CFG);
+        assert_eq!(t.rounds[0].agreed, None);
+        assert_eq!(t.rounds[0].quorum(), 2);
+        feed_cfg(&mut t, 3, 2, vote(S::LOOKING, 2, 1), CFG);
+        assert_eq!(t.rounds[0].agreed, Some((Timestamp(3_000_000), 2)));
+        feed_cfg(&mut t, 4, 2, vote(S::LEADING, 2, 1), CFG);
+        feed_cfg(&mut t, 5, 1, vote(S::FOLLOWING, 2, 1), CFG);
+        t.close_current();
+        let r = &t.rounds[0];
+        assert_eq!(r.participants().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(r.observers.iter().copied().collect::<Vec<_>>(), [4]);
+        assert_eq!(r.looking.iter().copied().collect::<Vec<_>>(), [1, 2, 4]);
+        assert!(r.all_settled());
+        assert_eq!(r.leader(), Some(2));
+        // Without a configuration, OBSERVING alone marks the observer.
+        let mut t = Tracker::default();
+        feed_cfg(&mut t, 0, 1, vote(S::LOOKING, 3, 1), b"");
+        feed_cfg(&mut t, 1, 5, vote(S::OBSERVING, 3, 1), b"");
+        assert_eq!(
+            t.rounds[0].observers.iter().copied().collect::<Vec<_>>(),
+            [5]
+        );
+        assert_eq!(t.rounds[0].participants().collect::<Vec<_>>(), [1]);
     }
 }

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use zkscope_capture::ensemble::{
-    Discovery, FleKind, FleMsg, Note, ServerConn, ServerSink, ZabKind, ZabMsg,
+    Discovery, FleKind, FleMsg, Note, Proto, ServerConn, ServerSink, ZabKind, ZabMsg,
 };
 use zkscope_capture::packet::Timestamp;
 use zkscope_proto::client::OpCode;
@@ -148,8 +148,18 @@ fn config_text(out: &mut String, text: Option<&[u8]>) {
                     let _ = write!(out, ":{}:{}", a.quorum_port, a.election_port);
                 }
                 let _ = write!(out, ":{}", s.role.as_str());
-                if let Some(c) = s.client {
-                    let _ = write!(out, ";{}:{}", c.host, c.port);
+                for (i, c) in [s.client, s.secure_client].into_iter().enumerate() {
+                    match c {
+                        Some(c) if c.host.contains(':') => {
+                            let _ = write!(out, ";[{}]:{}", c.host, c.port);
+                        }
+                        Some(c) => {
+                            let _ = write!(out, ";{}:{}", c.host, c.port);
+                        }
+                        // `;;secure`: no client address, a secure one.
+                        None if i == 0 && s.secure_client.is_some() => out.push(';'),
+                        None => {}
+                    }
                 }
             }
             ConfigLine::Invalid(l) => {
@@ -384,7 +394,30 @@ impl<W: Write> ServerPrinter<W> {
             }
             Note::Tls { ts, conn } => {
                 self.head(*ts, conn.client, conn.server, conn.proto.as_str(), "TLS");
-                self.line.push_str(" encrypted connection: not decodable");
+                let what = match conn.proto {
+                    Proto::Fle => "election connection (sslQuorum)",
+                    Proto::Zab => "quorum connection (sslQuorum)",
+                    Proto::Client => "client connection",
+                };
+                let _ = write!(
+                    self.line,
+                    " conn={} to={} encrypted {what}: not decodable",
+                    conn.id,
+                    sid(conn.server_sid)
+                );
+            }
+            Note::TlsUnidentified {
+                ts,
+                id,
+                client,
+                server,
+            } => {
+                self.head(*ts, *client, *server, "?", "TLS");
+                let _ = write!(
+                    self.line,
+                    " conn={id} encrypted connection to a ZooKeeper host, port unknown \
+                     (sslQuorum? --fle-port/--zab-port): not decodable"
+                );
             }
         }
         self.end_line();
@@ -612,6 +645,21 @@ impl Serialize for NoteLine<'_, '_> {
                 m.serialize_entry("src", &conn.client)?;
                 m.serialize_entry("dst", &conn.server)?;
                 m.serialize_entry("conn", &conn.id)?;
+                m.serialize_entry("to_sid", &conn.server_sid)?;
+                m.serialize_entry("encrypted", &true)?;
+            }
+            Note::TlsUnidentified {
+                ts,
+                id,
+                client,
+                server,
+            } => {
+                m.serialize_entry("ts", &(ts.micros() as f64 / 1e6))?;
+                m.serialize_entry("proto", "unknown")?;
+                m.serialize_entry("type", "TlsConnection")?;
+                m.serialize_entry("src", client)?;
+                m.serialize_entry("dst", server)?;
+                m.serialize_entry("conn", id)?;
                 m.serialize_entry("encrypted", &true)?;
             }
         }
@@ -655,5 +703,28 @@ impl<W: Write> ServerConsumer for ServerPrinter<W> {
                 self.error = Some(e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::config_text;
+
+    #[test]
+    fn config_text_brackets_ipv6_client_addresses() {
+        // What ZooKeeper 3.8 sends for `server.1=[::1]:2888:3888;[::1]:2181`.
+        let mut s = String::new();
+        config_text(
+            &mut s,
+            Some(
+                b"server.1=[0:0:0:0:0:0:0:1]:2888:3888:participant;[0:0:0:0:0:0:0:1]:2181\n\
+                  server.2=zk2:2888:3888:observer;;[::1]:2281\nversion=100000000",
+            ),
+        );
+        assert_eq!(
+            s,
+            " servers=[1=[0:0:0:0:0:0:0:1]:2888:3888:participant;[0:0:0:0:0:0:0:1]:2181 \
+             2=zk2:2888:3888:observer;;[::1]:2281] config_version=0x100000000"
+        );
     }
 }

@@ -253,7 +253,7 @@ pub fn print_ensemble_summary(s: &EnsembleStats, discovered: &[Discovery]) {
     );
     let _ = writeln!(
         e,
-        "recognition {} connections recognised from their bytes, {} not ZooKeeper ({} bytes, {} of them TLS), {} without data, {} TLS election/quorum connections, {} endpoint conflicts; {} gaps in election/quorum connections ({} bytes lost)",
+        "recognition {} connections recognised from their bytes, {} not recognised as ZooKeeper ({} bytes; {} of them TLS on ports never identified), {} without data, {} TLS election/quorum connections, {} endpoint conflicts; {} gaps in election/quorum connections ({} bytes lost)",
         s.recognised, s.unrecognised_connections, s.unrecognised_bytes, s.unrecognised_tls, s.empty_connections, s.tls_connections, s.endpoint_conflicts,
         s.tcp_gaps, s.tcp_bytes_lost
     );

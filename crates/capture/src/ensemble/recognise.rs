@@ -4,7 +4,7 @@
 //! the election's initial message (−65536/−65535 + sid + address, or a 3.4 sid followed by a
 //! notification frame), a learner's FOLLOWERINFO/OBSERVERINFO (or a quorum SASL packet), a
 //! client's ConnectRequest or four-letter word, or a TLS ClientHello. Mid-stream, only runs
-//! of whole quorum packets or notification frames are strong enough evidence.
+//! of whole quorum packets, notification frames or TLS records are strong enough evidence.
 
 use zkscope_proto::client::{four_letter_word, is_tls_client_hello, ConnectRequest};
 use zkscope_proto::election::{
@@ -227,7 +227,41 @@ pub(crate) fn mid_stream(up: &[u8], down: &[u8]) -> Verdict {
             flip: false,
         };
     }
+    if tls_records(up) || tls_records(down) {
+        return Verdict::Tls;
+    }
     Verdict::Wait
+}
+
+/// Longest TLS record body (TLS 1.2 ciphertext: 2^14 + 2048).
+const TLS_MAX_RECORD: usize = (1 << 14) + 2048;
+
+/// True when `b` (the first bytes seen of one direction, not necessarily at a connection
+/// start) is a run of TLS records: at least one whole record, every header plausible
+/// (content type 20–23, version 3.1–3.4, length 1…2^14+2048), possibly ending in an
+/// incomplete record. ZooKeeper's own frames and packets start with a zero byte (a length
+/// or a packet type below 2^24), so the two cannot be confused at a message boundary.
+pub(crate) fn tls_records(b: &[u8]) -> bool {
+    let mut rest = b;
+    let mut whole = 0;
+    while let Some(h) = rest.get(..5) {
+        let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+        let plausible = (20..=23).contains(&h[0])
+            && h[1] == 3
+            && (1..=4).contains(&h[2])
+            && (1..=TLS_MAX_RECORD).contains(&len);
+        if !plausible {
+            return false;
+        }
+        match rest.get(5 + len..) {
+            Some(next) => {
+                whole += 1;
+                rest = next;
+            }
+            None => break,
+        }
+    }
+    whole > 0
 }
 
 #[cfg(test)]
@@ -282,5 +316,24 @@ mod tests {
         assert_eq!(at_start(b"\x16\x03\x01\x02\x00"), Verdict::Tls);
         assert_eq!(at_start(b"GET / HTTP/1.1\r\n\r\n"), Verdict::No);
         assert_eq!(at_start(b"SSH-2.0-OpenSSH_9.2p1\r\n"), Verdict::No);
+    }
+
+    #[test]
+    fn tls_mid_stream() {
+        // Two application-data records, then the start of a third.
+        let mut rec = vec![0x17, 3, 3, 0, 4, 1, 2, 3, 4];
+        rec.extend([0x17, 3, 3, 0, 2, 9, 9, 0x17, 3, 3, 0x40]);
+        assert!(tls_records(&rec));
+        assert_eq!(mid_stream(&rec, &[]), Verdict::Tls);
+        assert_eq!(mid_stream(&[], &rec[..9]), Verdict::Tls);
+        // A header alone, a bad version, a bad next header, ZooKeeper bytes: not TLS.
+        assert!(!tls_records(&rec[..7]));
+        assert!(!tls_records(&[0x17, 2, 3, 0, 1, 0]));
+        assert!(!tls_records(&[0x17, 3, 3, 0, 1, 0, 0x42, 3, 3, 0, 1]));
+        let ping = [
+            0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
+        assert!(!tls_records(&ping));
+        assert_ne!(mid_stream(&ping, &[]), Verdict::Tls);
     }
 }

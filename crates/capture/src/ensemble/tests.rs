@@ -15,6 +15,8 @@ struct Rec {
     zab: Vec<(String, bool)>,
     discovered: Vec<(SocketAddr, Proto, Option<i64>)>,
     client: Vec<String>,
+    /// TLS notes: connection id, protocol (None: unidentified), server port.
+    tls: Vec<(u64, Option<Proto>, u16)>,
 }
 
 impl ServerSink for Rec {
@@ -39,12 +41,17 @@ impl ServerSink for Rec {
         self.zab.push((name.into(), m.from_leader));
     }
     fn note(&mut self, n: &Note<'_>) {
-        if let Note::Discovered { discovery, .. } = n {
-            self.discovered.push((
+        match n {
+            Note::Discovered { discovery, .. } => self.discovered.push((
                 discovery.addr,
                 discovery.endpoint.proto,
                 discovery.endpoint.sid,
-            ));
+            )),
+            Note::Tls { conn, .. } => {
+                self.tls
+                    .push((conn.id, Some(conn.proto), conn.server.port()))
+            }
+            Note::TlsUnidentified { id, server, .. } => self.tls.push((*id, None, server.port())),
         }
     }
 }
@@ -335,6 +342,154 @@ fn a_connection_waits_until_a_config_names_its_endpoint() {
     assert_eq!(h.client.stats.connections, 1);
     h.close(c, &k, Timestamp(6), CloseReason::Fin);
     h.close(ec, &e, Timestamp(6), CloseReason::Fin);
+}
+
+/// TLS application-data records of these body lengths, back to back.
+fn tls_records(lens: &[u16]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for &n in lens {
+        v.extend([0x17, 3, 3]);
+        v.extend(n.to_be_bytes());
+        v.extend((0..u32::from(n)).map(|i| (i * 37 % 251) as u8));
+    }
+    v
+}
+
+#[test]
+fn tls_caught_mid_stream_on_a_known_port_is_reported_not_resynchronised() {
+    let mut h = handler(Mode::Auto);
+    let k = key(41000, 2888);
+    let mut c = h.open(&k, Timestamp(1), false);
+    h.data(
+        &mut c,
+        &k,
+        Direction::ToClient,
+        Timestamp(2),
+        &tls_records(&[45]),
+    );
+    h.data(
+        &mut c,
+        &k,
+        Direction::ToServer,
+        Timestamp(3),
+        &tls_records(&[45, 61]),
+    );
+    h.data(
+        &mut c,
+        &k,
+        Direction::ToClient,
+        Timestamp(4),
+        &tls_records(&[2000]),
+    );
+    h.close(c, &k, Timestamp(5), CloseReason::Fin);
+    assert_eq!(h.sink.tls, [(1, Some(Proto::Zab), 2888)]);
+    assert_eq!(h.stats.tls_connections, 1);
+    assert!(h.sink.zab.is_empty(), "{:?}", h.sink.zab);
+    assert_eq!(h.stats.zab_skipped_bytes + h.stats.zab_undecodable, 0);
+    // A real quorum stream caught mid-stream is not taken for TLS.
+    let k = key(41001, 2888);
+    let mut c = h.open(&k, Timestamp(1), false);
+    let mut pings = zab_packet(5, 7, None);
+    pings.extend(zab_packet(5, 8, None));
+    h.data(&mut c, &k, Direction::ToClient, Timestamp(2), &pings);
+    assert_eq!(h.sink.zab.len(), 2);
+    assert_eq!(h.sink.tls.len(), 1);
+}
+
+#[test]
+fn tls_on_an_unknown_port_is_identified_once_its_port_is_learnt() {
+    let mut h = handler(Mode::Auto);
+    // A TLS connection to port 7100, before anything is known about 127.0.0.1.
+    let t = key(52100, 7100);
+    let mut tc = h.open(&t, Timestamp(1), true);
+    h.data(
+        &mut tc,
+        &t,
+        Direction::ToServer,
+        Timestamp(2),
+        b"\x16\x03\x01\x02\x00\x01\x00",
+    );
+    h.data(
+        &mut tc,
+        &t,
+        Direction::ToClient,
+        Timestamp(3),
+        &tls_records(&[30]),
+    );
+    assert!(
+        h.sink.tls.is_empty(),
+        "not a ZooKeeper host yet: {:?}",
+        h.sink.tls
+    );
+    // A four-letter word shows a ZooKeeper client port on that host: the TLS connection is
+    // now reported, its protocol still unknown.
+    let w = key(52101, 7000);
+    let mut wc = h.open(&w, Timestamp(4), true);
+    h.data(&mut wc, &w, Direction::ToServer, Timestamp(4), b"srvr");
+    h.close(wc, &w, Timestamp(5), CloseReason::Fin);
+    h.data(
+        &mut tc,
+        &t,
+        Direction::ToServer,
+        Timestamp(6),
+        &tls_records(&[30]),
+    );
+    assert_eq!(h.sink.tls, [(1, None, 7100)]);
+    // An election notification's configuration names 7100 as server 1's quorum port.
+    let e = key(52001, 3888);
+    let mut ec = h.open(&e, Timestamp(7), true);
+    let mut init = (-65536i64).to_be_bytes().to_vec();
+    init.extend(2i64.to_be_bytes());
+    init.extend(14i32.to_be_bytes());
+    init.extend(b"127.0.0.1:3889");
+    let cfg = b"server.1=127.0.0.1:7100:3888:participant;127.0.0.1:7000\nversion=0";
+    let mut body = 0i32.to_be_bytes().to_vec();
+    body.extend(1i64.to_be_bytes());
+    body.extend(0i64.to_be_bytes());
+    body.extend(1i64.to_be_bytes());
+    body.extend(0i64.to_be_bytes());
+    body.extend(2i32.to_be_bytes());
+    body.extend((cfg.len() as i32).to_be_bytes());
+    body.extend(cfg);
+    init.extend((body.len() as i32).to_be_bytes());
+    init.extend(&body);
+    h.data(&mut ec, &e, Direction::ToServer, Timestamp(8), &init);
+    // Its next bytes (or its close) identify it, under the same connection id.
+    h.data(
+        &mut tc,
+        &t,
+        Direction::ToClient,
+        Timestamp(9),
+        &tls_records(&[30]),
+    );
+    h.data(
+        &mut tc,
+        &t,
+        Direction::ToClient,
+        Timestamp(10),
+        &tls_records(&[30]),
+    );
+    h.close(tc, &t, Timestamp(11), CloseReason::Fin);
+    h.close(ec, &e, Timestamp(11), CloseReason::Fin);
+    assert_eq!(h.sink.tls, [(1, None, 7100), (1, Some(Proto::Zab), 7100)]);
+    assert_eq!(h.stats.tls_connections, 1);
+    assert_eq!(h.stats.unrecognised_tls, 0);
+    // Identified at its close: the endpoint was learnt after its last bytes.
+    let mut h = handler(Mode::Auto);
+    let t = key(52200, 7100);
+    let mut tc = h.open(&t, Timestamp(1), false);
+    h.data(
+        &mut tc,
+        &t,
+        Direction::ToServer,
+        Timestamp(2),
+        &tls_records(&[30, 30]),
+    );
+    let mut ec = h.open(&e, Timestamp(3), true);
+    h.data(&mut ec, &e, Direction::ToServer, Timestamp(4), &init);
+    h.close(tc, &t, Timestamp(5), CloseReason::End);
+    assert_eq!(h.sink.tls, [(2, Some(Proto::Zab), 7100)]);
+    assert_eq!(h.stats.unrecognised_connections, 0);
 }
 
 /// Bytes of a real election and quorum conversation, for mutation.

@@ -80,6 +80,8 @@ const MAX_CONFIGS: usize = 1024;
 
 pub(crate) struct Topology {
     exact: HashMap<SocketAddr, Endpoint>,
+    /// Addresses of the exact endpoints (the hosts running ZooKeeper).
+    zk_hosts: HashSet<IpAddr>,
     ports: HashMap<u16, Endpoint>,
     hosts: HashMap<String, Vec<IpAddr>>,
     resolver: Option<Resolver>,
@@ -121,6 +123,7 @@ impl Topology {
     pub(crate) fn new() -> Self {
         Topology {
             exact: HashMap::new(),
+            zk_hosts: HashSet::new(),
             ports: HashMap::new(),
             hosts: HashMap::new(),
             resolver: None,
@@ -147,6 +150,7 @@ impl Topology {
 
     /// Declares an exact endpoint given on the command line.
     pub(crate) fn add_option(&mut self, addr: SocketAddr, proto: Proto) {
+        self.zk_hosts.insert(addr.ip());
         self.exact.entry(addr).or_insert(Endpoint {
             proto,
             sid: None,
@@ -201,8 +205,14 @@ impl Topology {
         }
         let endpoint = Endpoint { proto, sid, source };
         self.exact.insert(addr, endpoint);
+        self.zk_hosts.insert(addr.ip());
         self.note(addr, endpoint);
         true
+    }
+
+    /// Whether `ip` runs a known ZooKeeper endpoint (given or learnt with its address).
+    pub(crate) fn is_zk_host(&self, ip: IpAddr) -> bool {
+        self.zk_hosts.contains(&ip)
     }
 
     fn note(&mut self, addr: SocketAddr, endpoint: Endpoint) {
