@@ -258,7 +258,8 @@ impl<W: Write> Printer<W> {
         for part in [" ", client, " ", arrow, " ", server, " ", ty] {
             self.line.push_str(part);
         }
-        if let Some(s) = conn.session {
+        // (a ConnectReply carries the session in its own fields)
+        if let Some(s) = conn.session.filter(|_| ty != "ConnectReply") {
             let _ = write!(self.line, " session={:#x}", s);
         }
     }
