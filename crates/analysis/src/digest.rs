@@ -13,6 +13,10 @@
 //!
 //! Pings are counted apart and are not classes. Classes, clients and sessions are capped;
 //! what does not fit is folded into `(other)` and counted.
+//!
+//! Memory: a class keeps its samples in [`LatencyStats`] (4 bytes a sample, a histogram only
+//! past the point where it is smaller) and counts its clients and sessions by ids
+//! ([`Tally`]) of values the digest keeps once.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +30,7 @@ use zkscope_proto::client::{ErrCode, OpCode};
 
 use crate::agg::{write_value, NO_REPLY, OTHER};
 use crate::call::{Call, CallBuilder, CallKind};
+use crate::hash::FastMap;
 use crate::key::{GroupKey, PathNorm};
 use crate::latency::LatencyStats;
 
@@ -168,7 +173,7 @@ impl std::fmt::Display for SessionId {
 /// Counts per value, at most `cap` distinct values; the rest fold into `(other)`.
 #[derive(Debug, Clone)]
 pub struct Counter<K> {
-    map: HashMap<K, u64>,
+    map: FastMap<K, u64>,
     /// Counts of values beyond the cap.
     pub other: u64,
 }
@@ -176,7 +181,7 @@ pub struct Counter<K> {
 impl<K> Default for Counter<K> {
     fn default() -> Self {
         Counter {
-            map: HashMap::new(),
+            map: FastMap::default(),
             other: 0,
         }
     }
@@ -215,10 +220,170 @@ impl<K: Hash + Eq + Display> Counter<K> {
 
     /// The `n` largest values as text, by count descending then text.
     pub fn top(&self, n: usize) -> Vec<(String, u64)> {
-        let mut v: Vec<(String, u64)> = self.map.iter().map(|(k, c)| (k.to_string(), *c)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        v.truncate(n);
-        v
+        top_n(self.map.iter().map(|(k, c)| (k.to_string(), *c)), n)
+    }
+}
+
+/// The `n` largest of `(text, count)` pairs, by count descending then text.
+fn top_n(it: impl Iterator<Item = (String, u64)>, n: usize) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = it.collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(n);
+    v
+}
+
+/// What a report lists of a counter: distinct values, the largest ones, what was folded.
+/// Implemented by [`Counter`] and by a class's [`Tally`] seen through [`Digest::clients_of`] /
+/// [`Digest::sessions_of`].
+pub trait TopValues {
+    /// Distinct values kept.
+    fn distinct(&self) -> usize;
+    /// Counts of values beyond the cap (`(other)`).
+    fn other(&self) -> u64;
+    /// The `n` largest values as text, by count descending then text.
+    fn top(&self, n: usize) -> Vec<(String, u64)>;
+    /// True when values were folded into `(other)`.
+    fn capped(&self) -> bool {
+        self.other() > 0
+    }
+}
+
+impl<K: Hash + Eq + Display> TopValues for Counter<K> {
+    fn distinct(&self) -> usize {
+        Counter::distinct(self)
+    }
+    fn other(&self) -> u64 {
+        self.other
+    }
+    fn top(&self, n: usize) -> Vec<(String, u64)> {
+        Counter::top(self, n)
+    }
+}
+
+/// Values kept once and numbered in order of first use (client addresses, sessions), so that
+/// the counters of many classes hold 4-byte ids instead of the values.
+#[derive(Debug, Clone)]
+struct Interner<K> {
+    ids: FastMap<K, u32>,
+    values: Vec<K>,
+}
+
+impl<K> Default for Interner<K> {
+    fn default() -> Self {
+        Interner {
+            ids: FastMap::default(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy> Interner<K> {
+    /// The id of `k`, if it has one.
+    fn get(&self, k: &K) -> Option<u32> {
+        self.ids.get(k).copied()
+    }
+
+    /// A new id for `k` (not known yet); `None` once 2^32 values are kept.
+    fn add(&mut self, k: K) -> Option<u32> {
+        let id = u32::try_from(self.values.len()).ok()?;
+        self.ids.insert(k, id);
+        self.values.push(k);
+        Some(id)
+    }
+}
+
+impl<K> Interner<K> {
+    /// The value of an id.
+    fn value(&self, id: u32) -> Option<&K> {
+        self.values.get(id as usize)
+    }
+}
+
+/// Counts per value, by the ids of values the digest keeps once; at most `cap` distinct values,
+/// the rest fold into `(other)`. Counts are `u32` (8 bytes an entry) with a spill-over for the
+/// (theoretical) values counted more than 4 billion times.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    map: FastMap<u32, u32>,
+    /// Multiples of 2^32 of the counts that overflowed.
+    carry: Vec<(u32, u64)>,
+    /// Counts of values beyond the cap.
+    pub other: u64,
+}
+
+impl Tally {
+    /// Adds one to `k`, interning it in `names` when this tally is the first to keep it.
+    fn add<K: Hash + Eq + Copy>(&mut self, names: &mut Interner<K>, k: K, cap: usize) {
+        let id = names.get(&k);
+        if let Some(id) = id {
+            if let Some(v) = self.map.get_mut(&id) {
+                match v.checked_add(1) {
+                    Some(n) => *v = n,
+                    None => {
+                        *v = 0;
+                        match self.carry.iter_mut().find(|(i, _)| *i == id) {
+                            Some((_, c)) => *c += 1 << 32,
+                            None => self.carry.push((id, 1 << 32)),
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        if self.map.len() >= cap {
+            self.other += 1;
+            return;
+        }
+        match id.or_else(|| names.add(k)) {
+            Some(id) => {
+                self.map.insert(id, 1);
+            }
+            None => self.other += 1,
+        }
+    }
+
+    /// Distinct values kept.
+    pub fn distinct(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when values were folded into `(other)`.
+    pub fn capped(&self) -> bool {
+        self.other > 0
+    }
+
+    fn counts(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.map.iter().map(|(&id, &n)| {
+            let carry = self
+                .carry
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map_or(0, |(_, c)| *c);
+            (id, carry + u64::from(n))
+        })
+    }
+}
+
+/// A [`Tally`] with the values its ids stand for.
+#[derive(Debug, Clone, Copy)]
+pub struct Named<'a, K> {
+    tally: &'a Tally,
+    names: &'a Interner<K>,
+}
+
+impl<K: Display> TopValues for Named<'_, K> {
+    fn distinct(&self) -> usize {
+        self.tally.distinct()
+    }
+    fn other(&self) -> u64 {
+        self.tally.other
+    }
+    fn top(&self, n: usize) -> Vec<(String, u64)> {
+        let named = self.tally.counts().filter_map(|(id, c)| {
+            // Every id of a tally comes from its interner.
+            Some((self.names.value(id)?.to_string(), c))
+        });
+        top_n(named, n)
     }
 }
 
@@ -263,10 +428,10 @@ pub struct Class {
     pub first: Option<Timestamp>,
     /// Last call end.
     pub last: Option<Timestamp>,
-    /// Calls per client `ip:port`.
-    pub clients: Counter<SocketAddr>,
-    /// Calls per session.
-    pub sessions: Counter<SessionId>,
+    /// Calls per client `ip:port` (see [`Digest::clients_of`]).
+    pub clients: Tally,
+    /// Calls per session (see [`Digest::sessions_of`]).
+    pub sessions: Tally,
     /// Calls per reply error code (`None`: no reply).
     pub errs: BTreeMap<Option<ErrCode>, u64>,
     /// Latency histogram, see [`BUCKETS`].
@@ -284,8 +449,15 @@ pub fn bucket(ns: i64) -> usize {
     i
 }
 
+/// The values behind the ids of the classes' tallies.
+#[derive(Debug, Default)]
+struct Names {
+    clients: Interner<SocketAddr>,
+    sessions: Interner<SessionId>,
+}
+
 impl Class {
-    fn add(&mut self, c: &Call<'_>, cap: usize) {
+    fn add(&mut self, c: &Call<'_>, cap: usize, names: &mut Names) {
         self.calls += 1;
         self.first = Some(self.first.map_or(c.start, |t| t.min(c.start)));
         self.last = Some(self.last.map_or(c.end, |t| t.max(c.end)));
@@ -307,8 +479,9 @@ impl Class {
         if c.watch == Some(true) {
             self.watches += 1;
         }
-        self.clients.add(c.conn.client, 1, cap);
-        self.sessions.add(SessionId(c.conn.session), 1, cap);
+        self.clients.add(&mut names.clients, c.conn.client, cap);
+        self.sessions
+            .add(&mut names.sessions, SessionId(c.conn.session), cap);
         // Bounded: error codes are a small set of i32 values the server sends.
         if self.errs.len() < 256 || self.errs.contains_key(&c.err) {
             *self.errs.entry(c.err).or_default() += 1;
@@ -410,7 +583,10 @@ pub struct FourLetter {
 pub struct Digest {
     cfg: DigestConfig,
     builder: CallBuilder,
-    classes: HashMap<Box<str>, Class>,
+    /// Class key (`op path`) → index in `class_list` (= its `seq`).
+    classes: FastMap<Box<str>, usize>,
+    class_list: Vec<Class>,
+    names: Names,
     other: Class,
     /// Calls folded into the `(other)` class.
     pub folded_calls: u64,
@@ -458,7 +634,9 @@ impl Digest {
         Digest {
             builder: CallBuilder::new(cfg.max_conns),
             cfg,
-            classes: HashMap::new(),
+            classes: FastMap::default(),
+            class_list: Vec::new(),
+            names: Names::default(),
             other: Class {
                 op: OTHER.to_string(),
                 ..Class::default()
@@ -508,9 +686,23 @@ impl Digest {
 
     /// The classes (the `(other)` class not included), in first-seen order.
     pub fn classes(&self) -> Vec<&Class> {
-        let mut v: Vec<&Class> = self.classes.values().collect();
-        v.sort_by_key(|c| c.seq);
-        v
+        self.class_list.iter().collect()
+    }
+
+    /// Calls of a class (of this digest) per client `ip:port`.
+    pub fn clients_of<'a>(&'a self, c: &'a Class) -> Named<'a, SocketAddr> {
+        Named {
+            tally: &c.clients,
+            names: &self.names.clients,
+        }
+    }
+
+    /// Calls of a class (of this digest) per session.
+    pub fn sessions_of<'a>(&'a self, c: &'a Class) -> Named<'a, SessionId> {
+        Named {
+            tally: &c.sessions,
+            names: &self.names.sessions,
+        }
     }
 
     /// The `(other)` class, when classes were folded.
@@ -570,9 +762,17 @@ impl Digest {
                 return;
             }
             CallKind::Event(e) => {
-                let name = e.name().map_or_else(|| e.0.to_string(), str::to_string);
-                if !bump(&mut self.watches.fired_by_type, name, SMALL_MAP) {
-                    self.watches.fired_other_types += 1;
+                let known = match e.name() {
+                    Some(n) => self.watches.fired_by_type.get_mut(n),
+                    None => None,
+                };
+                if let Some(n) = known {
+                    *n += 1;
+                } else {
+                    let name = e.name().map_or_else(|| e.0.to_string(), str::to_string);
+                    if !bump(&mut self.watches.fired_by_type, name, SMALL_MAP) {
+                        self.watches.fired_other_types += 1;
+                    }
                 }
                 self.buf.clear();
                 if let Some(p) = c.path {
@@ -633,17 +833,21 @@ impl Digest {
         buf.push(' ');
         write_value(buf, GroupKey::Path, self.cfg.paths, c);
         if c.watch == Some(true) {
+            let op = buf.get(..op_len).unwrap_or("");
+            match self.watches.set_by_op.get_mut(op) {
+                Some(n) => *n += 1,
+                None => {
+                    self.watches.set_by_op.insert(op.to_string(), 1);
+                }
+            }
             let path = buf.get(op_len + 1..).unwrap_or("");
-            *self
-                .watches
-                .set_by_op
-                .entry(buf.get(..op_len).unwrap_or("").to_string())
-                .or_default() += 1;
             self.watches.set_by_path.add_str(path, 1, cap);
         }
-        if let Some(cl) = self.classes.get_mut(buf.as_str()) {
-            cl.add(c, cap);
-        } else if self.classes.len() < self.cfg.max_classes {
+        let names = &mut self.names;
+        let known = self.classes.get(buf.as_str()).copied();
+        if let Some(cl) = known.and_then(|i| self.class_list.get_mut(i)) {
+            cl.add(c, cap, names);
+        } else if self.class_list.len() < self.cfg.max_classes {
             let mut cl = Class {
                 op: buf.get(..op_len).unwrap_or("").to_string(),
                 path: buf.get(op_len + 1..).unwrap_or("").to_string(),
@@ -651,11 +855,13 @@ impl Digest {
                 ..Class::default()
             };
             self.next_seq += 1;
-            cl.add(c, cap);
-            self.classes.insert(buf.as_str().into(), cl);
+            cl.add(c, cap, names);
+            self.classes
+                .insert(buf.as_str().into(), self.class_list.len());
+            self.class_list.push(cl);
         } else {
             self.folded_calls += 1;
-            self.other.add(c, cap);
+            self.other.add(c, cap, names);
         }
     }
 }
@@ -785,6 +991,42 @@ mod tests {
         assert_eq!(s.timeouts.get(&10_000), Some(&2));
         assert_eq!(s.connect_latency.count(), 3);
         assert_eq!(d.calls, 0, "handshakes are not classes");
+    }
+
+    #[test]
+    fn tallies_share_values_and_fold_beyond_the_cap() {
+        let mut names: Interner<SessionId> = Interner::default();
+        let (mut a, mut b) = (Tally::default(), Tally::default());
+        for s in [1, 2, 1, 3, 1] {
+            a.add(&mut names, SessionId(Some(s)), 2);
+        }
+        b.add(&mut names, SessionId(Some(3)), 2);
+        b.add(&mut names, SessionId(None), 2);
+        let top = |t: &Tally, names: &Interner<SessionId>| Named { tally: t, names }.top(5);
+        assert_eq!(
+            top(&a, &names),
+            vec![("0x1".to_string(), 3), ("0x2".to_string(), 1)]
+        );
+        assert_eq!(a.other, 1);
+        assert!(a.capped());
+        // Session 3 was first kept by `b`; `a` folded it without keeping it.
+        assert_eq!(names.values.len(), 4);
+        assert_eq!(
+            top(&b, &names),
+            vec![("-".to_string(), 1), ("0x3".to_string(), 1)]
+        );
+        // Counts past u32::MAX carry over.
+        let id = names.get(&SessionId(Some(1))).unwrap();
+        if let Some(v) = a.map.get_mut(&id) {
+            *v = u32::MAX - 1;
+        }
+        for _ in 0..3 {
+            a.add(&mut names, SessionId(Some(1)), 2);
+        }
+        assert_eq!(
+            top(&a, &names)[0],
+            ("0x1".to_string(), u64::from(u32::MAX) + 2)
+        );
     }
 
     #[test]

@@ -139,17 +139,9 @@ impl PathNorm {
             push_lossy(out, kept);
             return;
         }
-        for (i, comp) in kept.split(|&b| b == b'/').enumerate() {
-            if i > 0 {
-                out.push('/');
-            }
-            match sequential_prefix(comp) {
-                Some(prefix) => {
-                    push_lossy(out, prefix);
-                    out.push('N');
-                }
-                None => push_lossy(out, comp),
-            }
+        // Fast path: valid UTF-8 without a separator (practically every path).
+        if !std::str::from_utf8(kept).is_ok_and(|s| fold_fast(out, s)) {
+            fold_slow(out, kept);
         }
     }
 
@@ -159,6 +151,93 @@ impl PathNorm {
         self.write(&mut s, path);
         s
     }
+}
+
+/// Appends `path` with its sequential counters folded, component by component (any bytes).
+fn fold_slow(out: &mut String, path: &[u8]) {
+    for (i, comp) in path.split(|&b| b == b'/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        match sequential_prefix(comp) {
+            Some(prefix) => {
+                push_lossy(out, prefix);
+                out.push('N');
+            }
+            None => push_lossy(out, comp),
+        }
+    }
+}
+
+/// Bytes of a word with every byte set to `b`.
+const fn splat(b: u8) -> u64 {
+    u64::from_ne_bytes([b; 8])
+}
+
+/// A mask with the high bit set in (at least) the bytes of `w` equal to `b`. The lowest set
+/// bit is always a true match; bits above a true match may be false, so callers check each
+/// candidate. Zero exactly when no byte matches.
+fn byte_matches(w: u64, b: u8) -> u64 {
+    let x = w ^ splat(b);
+    x.wrapping_sub(splat(1)) & !x & splat(0x80)
+}
+
+/// Appends `s` with its sequential counters folded to `N` (what the component-by-component
+/// slow path does) and returns true; or, when `s` contains a separator, appends nothing and
+/// returns false. Scans 8 bytes at a time for slashes and separators and looks closely only at
+/// the ends of components: a component ends with a counter when its last ten bytes are
+/// digits and the byte before them is not (see [`sequential_prefix`]).
+fn fold_fast(out: &mut String, s: &str) -> bool {
+    let b = s.as_bytes();
+    let start = out.len();
+    // Start of what is not copied yet.
+    let mut from = 0;
+    let mut end_of_component = |e: usize, from: &mut usize| {
+        let Some(tail) = e.checked_sub(SEQ_DIGITS).and_then(|t| b.get(t..e)) else {
+            return;
+        };
+        let t = e - SEQ_DIGITS;
+        if tail.iter().all(u8::is_ascii_digit)
+            && !t
+                .checked_sub(1)
+                .and_then(|p| b.get(p))
+                .is_some_and(u8::is_ascii_digit)
+        {
+            out.push_str(s.get(*from..t).unwrap_or(""));
+            out.push('N');
+            *from = e;
+        }
+    };
+    let mut words = b.chunks_exact(8);
+    let mut at = 0;
+    for w in words.by_ref() {
+        let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        if byte_matches(w, SEP_BYTE) != 0 {
+            out.truncate(start);
+            return false;
+        }
+        let mut m = byte_matches(w, b'/');
+        while m != 0 {
+            let j = at + (m.trailing_zeros() / 8) as usize;
+            m &= m - 1;
+            if b.get(j) == Some(&b'/') {
+                end_of_component(j, &mut from);
+            }
+        }
+        at += 8;
+    }
+    for (j, &c) in words.remainder().iter().enumerate() {
+        if c == SEP_BYTE {
+            out.truncate(start);
+            return false;
+        }
+        if c == b'/' {
+            end_of_component(at + j, &mut from);
+        }
+    }
+    end_of_component(b.len(), &mut from);
+    out.push_str(s.get(from..).unwrap_or(""));
+    true
 }
 
 /// The part of a path component before a sequential suffix (exactly 10 trailing digits not
@@ -174,6 +253,13 @@ fn sequential_prefix(comp: &[u8]) -> Option<&[u8]> {
 /// Appends bytes as UTF-8 (lossy), with the characters that separate keys internally
 /// replaced.
 pub(crate) fn push_lossy(out: &mut String, bytes: &[u8]) {
+    // Fast path: valid UTF-8 without a separator (practically every znode path).
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        if !s.as_bytes().contains(&SEP_BYTE) {
+            out.push_str(s);
+            return;
+        }
+    }
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             out.push(if c == SEP {
@@ -210,6 +296,9 @@ pub(crate) fn push_display(out: &mut String, v: impl fmt::Display) {
 
 /// Separates the values of a composite key internally (never in output).
 pub(crate) const SEP: char = '\u{1f}';
+/// [`SEP`] as a byte (it is ASCII).
+const SEP_BYTE: u8 = 0x1f;
+const _: () = assert!(SEP as u32 == SEP_BYTE as u32);
 
 #[cfg(test)]
 mod tests {
@@ -260,6 +349,65 @@ mod tests {
         // Depth first, then folding.
         assert_eq!(norm(2, true, "/a/n-0000000007/c"), "/a/n-N");
         assert_eq!(norm(0, true, "/"), "/");
+    }
+
+    #[test]
+    fn folding_is_the_same_on_the_fast_and_the_slow_path() {
+        // The slow path (invalid UTF-8 somewhere) folds the same components.
+        for p in [
+            "/locks/lock-0000000012",
+            "/0000000001/a",
+            "/a/x00000000012/y-0000000003",
+            "/q/0000000001/",
+            "0000000001",
+            "/a/b",
+            "//",
+        ] {
+            let fast = norm(0, true, p);
+            let mut bytes = p.as_bytes().to_vec();
+            bytes.extend_from_slice(b"/\xff");
+            let slow = PathNorm {
+                depth: 0,
+                fold_sequential: true,
+            }
+            .apply(&bytes);
+            assert_eq!(format!("{fast}/\u{fffd}"), slow, "{p}");
+        }
+        assert_eq!(
+            norm(0, true, "/a/x00000000012/y-0000000003"),
+            "/a/x00000000012/y-N"
+        );
+        assert_eq!(norm(0, true, "0000000001"), "N");
+    }
+
+    #[test]
+    fn word_scan_folds_like_the_component_scan() {
+        // Deterministic pseudo-random paths over an alphabet that makes counters, near
+        // misses, separators and multi-byte characters likely.
+        let alphabet = ["/", "0", "1", "7", "9", "a", "-", "\u{1f}", "é", "0000000"];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut p = String::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 24) as usize;
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                p.push_str(alphabet[(x % alphabet.len() as u64) as usize]);
+            }
+            let mut slow = String::from("prefix ");
+            fold_slow(&mut slow, p.as_bytes());
+            let mut fast = String::from("prefix ");
+            if fold_fast(&mut fast, &p) {
+                assert_eq!(fast, slow, "{p:?}");
+            } else {
+                assert!(p.contains(SEP), "{p:?}");
+                assert_eq!(fast, "prefix ");
+            }
+        }
     }
 
     #[test]

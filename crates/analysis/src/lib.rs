@@ -35,6 +35,7 @@ mod call;
 pub mod compat;
 pub mod digest;
 pub mod fmt;
+mod hash;
 mod key;
 mod latency;
 

@@ -6,8 +6,7 @@
 //! prints the text or JSON report.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::{Display, Write as _};
-use std::hash::Hash;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -15,7 +14,9 @@ use anyhow::{bail, Result};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use clap::Args;
 use serde_json::{json, Value};
-use zkscope_analysis::digest::{Class, Counter, Digest, DigestConfig, Metric, TimeBound, BUCKETS};
+use zkscope_analysis::digest::{
+    Class, Digest, DigestConfig, Metric, TimeBound, TopValues, BUCKETS,
+};
 use zkscope_analysis::fmt::{human_us, parse_duration};
 use zkscope_analysis::PathNorm;
 use zkscope_capture::ensemble::{FleMsg, Mode, ServerSink, ZabKind, ZabMsg};
@@ -507,15 +508,15 @@ impl<'a> Report<'a> {
             o,
             "# Clients: {} distinct{}: {}",
             c.clients.distinct(),
-            plus(&c.clients),
-            top_list(&c.clients, TOP)
+            plus(&d.clients_of(c)),
+            top_list(&d.clients_of(c), TOP)
         );
         let _ = writeln!(
             o,
             "# Sessions: {} distinct{}: {}",
             c.sessions.distinct(),
-            plus(&c.sessions),
-            top_list(&c.sessions, TOP)
+            plus(&d.sessions_of(c)),
+            top_list(&d.sessions_of(c), TOP)
         );
         let _ = writeln!(o, "# Latency distribution");
         let max = c.histogram.iter().copied().max().unwrap_or(0);
@@ -720,7 +721,7 @@ impl<'a> Report<'a> {
             .shown()
             .iter()
             .enumerate()
-            .map(|(i, c)| class_json(i + 1, c))
+            .map(|(i, c)| class_json(d, i + 1, c))
             .collect();
         let s = &d.sessions;
         let w = &d.watches;
@@ -761,7 +762,7 @@ impl<'a> Report<'a> {
             "profile": profile,
             "misc": misc,
             "classes": classes,
-            "other_class": d.other_class().map(|c| class_json(0, c)),
+            "other_class": d.other_class().map(|c| class_json(d, 0, c)),
             "sessions": {
                 "connects": s.connects,
                 "reconnects": s.reconnects,
@@ -795,7 +796,7 @@ impl<'a> Report<'a> {
     }
 }
 
-fn class_json(rank: usize, c: &Class) -> Value {
+fn class_json(d: &Digest, rank: usize, c: &Class) -> Value {
     let hist: serde_json::Map<String, Value> = BUCKETS
         .iter()
         .zip(c.histogram.iter())
@@ -820,19 +821,19 @@ fn class_json(rank: usize, c: &Class) -> Value {
             .into_iter()
             .map(|(k, n)| (k, json!(n)))
             .collect::<serde_json::Map<String, Value>>(),
-        "clients": counter_json(&c.clients, TOP),
-        "sessions": counter_json(&c.sessions, TOP),
+        "clients": counter_json(&d.clients_of(c), TOP),
+        "sessions": counter_json(&d.sessions_of(c), TOP),
         "histogram": hist,
     })
 }
 
-fn counter_json<K: Hash + Eq + Display>(c: &Counter<K>, n: usize) -> Value {
+fn counter_json(c: &impl TopValues, n: usize) -> Value {
     let top: Vec<Value> = c
         .top(n)
         .into_iter()
         .map(|(k, v)| json!({"value": k, "count": v}))
         .collect();
-    json!({"distinct": c.distinct(), "other": c.other, "top": top})
+    json!({"distinct": c.distinct(), "other": c.other(), "top": top})
 }
 
 fn metric_json(m: &Metric) -> Value {
@@ -960,7 +961,7 @@ fn range(a: Option<Timestamp>, b: Option<Timestamp>) -> String {
     }
 }
 
-fn plus<K: Hash + Eq + Display>(c: &Counter<K>) -> &'static str {
+fn plus(c: &impl TopValues) -> &'static str {
     if c.capped() {
         "+ (capped)"
     } else {
@@ -968,7 +969,7 @@ fn plus<K: Hash + Eq + Display>(c: &Counter<K>) -> &'static str {
     }
 }
 
-fn top_list<K: Hash + Eq + Display>(c: &Counter<K>, n: usize) -> String {
+fn top_list(c: &impl TopValues, n: usize) -> String {
     let mut v: Vec<String> = c
         .top(n)
         .into_iter()
@@ -981,8 +982,8 @@ fn top_list<K: Hash + Eq + Display>(c: &Counter<K>, n: usize) -> String {
     if more > 0 {
         v.push(format!("… {more} more"));
     }
-    if c.other > 0 {
-        v.push(format!("(other)({})", c.other));
+    if c.other() > 0 {
+        v.push(format!("(other)({})", c.other()));
     }
     if v.is_empty() {
         "-".to_string()
