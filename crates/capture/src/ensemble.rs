@@ -931,6 +931,20 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
         }
     }
 
+    /// A new election/quorum connection as messages report it: `k` oriented (client =
+    /// initiator/learner), the server's id when a known configuration names its endpoint.
+    fn server_conn(&self, id: u64, proto: Proto, k: &FlowKey) -> ServerConn {
+        ServerConn {
+            id,
+            proto,
+            client: k.client,
+            server: k.server,
+            client_sid: None,
+            server_sid: self.topo.sid_of(&k.server, proto),
+            observer: false,
+        }
+    }
+
     /// A connection of a known protocol. `key` as the tracker oriented it; `flip` when its
     /// server side is really `key.client`.
     fn make(
@@ -953,15 +967,7 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
             };
         }
         self.next_id += 1;
-        let info = ServerConn {
-            id: self.next_id,
-            proto,
-            client: k.client,
-            server: k.server,
-            client_sid: None,
-            server_sid: self.topo.sid_of(&k.server, proto),
-            observer: false,
-        };
+        let info = self.server_conn(self.next_id, proto, &k);
         if proto == Proto::Fle {
             self.stats.fle_connections += 1;
             Inner::Fle(Box::new(FleConn {
@@ -1170,16 +1176,7 @@ impl<C: ClientSink, S: ServerSink> EnsembleHandler<C, S> {
                 self.next_id
             }
         };
-        let k = orient_key(key, flip);
-        let info = ServerConn {
-            id,
-            proto,
-            client: k.client,
-            server: k.server,
-            client_sid: None,
-            server_sid: self.topo.sid_of(&k.server, proto),
-            observer: false,
-        };
+        let info = self.server_conn(id, proto, &orient_key(key, flip));
         match proto {
             Proto::Client => self.client.stats.tls_connections += 1,
             Proto::Fle => {

@@ -22,17 +22,6 @@ fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn s<'a>(m: &'a Value, k: &str) -> &'a str {
-    m.get(k).and_then(Value::as_str).unwrap_or("")
-}
-
-fn port_of(addr: &str) -> u16 {
-    addr.rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Modes by myid from `srvr` (servers that do not answer within a few tries are left out:
 /// one `srvr` can time out on a loaded machine).
 fn modes(ens: &ZkEnsemble) -> BTreeMap<u32, String> {
@@ -65,16 +54,7 @@ fn live_ensemble_failover() {
     let dir = TempDir::new("ens-live");
     let pcap = dir.join("lo.pcap");
     let tcpdump = Tcpdump::start("lo", "tcp", &pcap);
-    let live = ZkscopeLive::start(&[
-        "dump",
-        "-i",
-        "lo",
-        "--protocol",
-        "auto",
-        "--format",
-        "json",
-        "--include-pings",
-    ]);
+    let live = ZkscopeLive::auto(&["--include-pings"]);
     let live_story = ZkscopeLive::start(&["elections", "-i", "lo", "--format", "json"]);
 
     // Phase 1: the ensemble elects.

@@ -11,24 +11,13 @@ use std::time::Duration;
 use serde_json::Value;
 use support::*;
 
-fn s<'a>(m: &'a Value, k: &str) -> &'a str {
-    m.get(k).and_then(Value::as_str).unwrap_or("")
-}
-
-fn port_of(addr: &str) -> u16 {
-    addr.rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn reconfig_remove_and_add() {
     if use_oracle() {
         eprintln!("skipped: the oracle decoder has no quorum support");
         return;
     }
-    let live = ZkscopeLive::start(&["dump", "-i", "lo", "--protocol", "auto", "--format", "json"]);
+    let live = ZkscopeLive::auto(&[]);
     let ens = ZkEnsemble::start(
         3,
         ZkOpts::new()

@@ -29,20 +29,15 @@ use support::*;
 /// Elections and starts get a generous wait (2 slow cores in CI).
 const ELECTION: Duration = Duration::from_secs(90);
 
-fn serial() -> MutexGuard<'static, ()> {
+/// Starts a scenario: waits for the others to finish (the guard lets the next one go).
+/// None, the test skipped, with the oracle decoder (it has no election/quorum support).
+fn scenario() -> Option<MutexGuard<'static, ()>> {
+    if use_oracle() {
+        eprintln!("skipped: the oracle decoder has no election/quorum support");
+        return None;
+    }
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn s<'a>(m: &'a Value, k: &str) -> &'a str {
-    m.get(k).and_then(Value::as_str).unwrap_or("")
-}
-
-fn port_of(addr: &str) -> u16 {
-    addr.rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
+    Some(LOCK.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// The ensemble's listening ports.
@@ -124,13 +119,40 @@ impl Captured {
             .count()
     }
 
-    /// Endpoints the live run discovered: (role, address).
-    fn discovered(&self) -> BTreeSet<(String, String)> {
-        self.live
-            .iter()
-            .filter(|m| s(m, "type") == "Discovered")
+    /// The live run's messages of type `ty`.
+    fn of_type<'a>(&'a self, ty: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.live.iter().filter(move |m| s(m, "type") == ty)
+    }
+
+    /// Election and quorum messages the live run could not decode.
+    fn undecodable(&self) -> usize {
+        self.count("zab", "Undecodable") + self.count("fle", "Undecodable")
+    }
+
+    /// Asserts that the live run discovered every member's endpoints of these `roles`
+    /// ("fle", "zab", "client"), each at `host(member)`.
+    fn assert_discovered(&self, roles: &[&str], host: impl Fn(&ZkServer) -> String) {
+        let discovered: BTreeSet<(String, String)> = self
+            .of_type("Discovered")
             .map(|m| (s(m, "role").to_string(), s(m, "endpoint").to_string()))
-            .collect()
+            .collect();
+        let ctx = self.ctx();
+        for srv in &self.ens.servers {
+            for (role, port) in [
+                ("fle", srv.election_port().unwrap_or(0)),
+                ("zab", srv.quorum_port().unwrap_or(0)),
+                ("client", srv.client_port()),
+            ] {
+                if !roles.contains(&role) {
+                    continue;
+                }
+                let ep = format!("{}:{port}", host(srv));
+                assert!(
+                    discovered.contains(&(role.to_string(), ep.clone())),
+                    "{role} {ep} not discovered: {discovered:?}\n{ctx}"
+                );
+            }
+        }
     }
 
     fn ctx(&self) -> String {
@@ -174,16 +196,7 @@ fn capture(label: &str, builder: EnsembleBuilder, work: impl FnOnce(&mut ZkEnsem
     let dir = TempDir::new(label);
     let pcap = dir.join("lo.pcap");
     let tcpdump = Tcpdump::start("lo", "tcp", &pcap);
-    let live = ZkscopeLive::start(&[
-        "dump",
-        "-i",
-        "lo",
-        "--protocol",
-        "auto",
-        "--format",
-        "json",
-        "--include-pings",
-    ]);
+    let live = ZkscopeLive::auto(&["--include-pings"]);
     let mut ens = builder.start();
     ens.wait_leader(ELECTION);
     work(&mut ens);
@@ -304,11 +317,9 @@ fn conn_types(msgs: &[Value], conn: i64) -> Vec<String> {
 
 #[test]
 fn observer_handshake_inform_and_elections() {
-    if use_oracle() {
-        eprintln!("skipped: the oracle decoder has no election/quorum support");
+    let Some(_serial) = scenario() else {
         return;
-    }
-    let _serial = serial();
+    };
     let prefix = format!("/zkscope-obs-{}", std::process::id());
     let mut leader = 0;
     let cap = capture(
@@ -333,30 +344,12 @@ fn observer_handshake_inform_and_elections() {
     let obs = ens.server(4);
 
     // Every port discovered without --port, the observer's included.
-    let discovered = cap.discovered();
-    for srv in &ens.servers {
-        for (role, port) in [
-            ("fle", srv.election_port().unwrap_or(0)),
-            ("zab", srv.quorum_port().unwrap_or(0)),
-            ("client", srv.client_port()),
-        ] {
-            let ep = format!("127.0.0.1:{port}");
-            assert!(
-                discovered.contains(&(role.to_string(), ep.clone())),
-                "{role} {ep} not discovered: {discovered:?}\n{ctx}"
-            );
-        }
-    }
-    assert_eq!(
-        cap.count("zab", "Undecodable") + cap.count("fle", "Undecodable"),
-        0
-    );
+    cap.assert_discovered(&["fle", "zab", "client"], |_| "127.0.0.1".into());
+    assert_eq!(cap.undecodable(), 0);
 
     // The observer's handshake, on each of its quorum connections (one per start).
     let obs_conns: Vec<i64> = cap
-        .live
-        .iter()
-        .filter(|m| s(m, "type") == "ObserverInfo")
+        .of_type("ObserverInfo")
         .filter_map(|m| {
             assert_eq!(m["sid"].as_i64(), Some(4), "{m}");
             assert_eq!(m["from_sid"].as_i64(), Some(4), "{m}");
@@ -507,11 +500,9 @@ fn loopback_hostname() -> Option<String> {
 
 #[test]
 fn host_names_in_the_configuration() {
-    if use_oracle() {
-        eprintln!("skipped: the oracle decoder has no election/quorum support");
+    let Some(_serial) = scenario() else {
         return;
-    }
-    let _serial = serial();
+    };
     let name = loopback_hostname();
     eprintln!("host names: localhost and {name:?}");
     let mut b = ZkEnsemble::builder(3)
@@ -542,11 +533,7 @@ fn host_names_in_the_configuration() {
     };
 
     // ZooKeeper carries the names, not addresses, in the configuration.
-    let notif = cap
-        .live
-        .iter()
-        .find(|m| s(m, "type") == "Notification")
-        .expect("a notification");
+    let notif = cap.of_type("Notification").next().expect("a notification");
     let config = s(notif, "config");
     for srv in &ens.servers {
         let id = srv.myid().unwrap_or(0);
@@ -563,21 +550,9 @@ fn host_names_in_the_configuration() {
     }
     // Every port discovered at the address its name resolves to. The followers' quorum
     // ports see no connection at all: only the configuration can name them.
-    let discovered = cap.discovered();
-    for srv in &ens.servers {
-        let ip = host_ip(srv.myid().unwrap_or(0));
-        for (role, port) in [
-            ("fle", srv.election_port().unwrap_or(0)),
-            ("zab", srv.quorum_port().unwrap_or(0)),
-            ("client", srv.client_port()),
-        ] {
-            let ep = format!("{ip}:{port}");
-            assert!(
-                discovered.contains(&(role.to_string(), ep.clone())),
-                "{role} {ep} not discovered: {discovered:?}\n{ctx}"
-            );
-        }
-    }
+    cap.assert_discovered(&["fle", "zab", "client"], |srv| {
+        host_ip(srv.myid().unwrap_or(0))
+    });
     for srv in ens.servers.iter().filter(|s| s.myid() != Some(leader)) {
         let q = srv.quorum_port().unwrap_or(0);
         let d = cap
@@ -596,10 +571,7 @@ fn host_names_in_the_configuration() {
     assert!(cap.count("fle", "Notification") >= 3, "{ctx}");
     assert!(cap.count("zab", "FollowerInfo") >= 2, "{ctx}");
     assert!(cap.count("client", "CreateRequest") >= 2, "{ctx}");
-    assert_eq!(
-        cap.count("zab", "Undecodable") + cap.count("fle", "Undecodable"),
-        0
-    );
+    assert_eq!(cap.undecodable(), 0);
     let msgs: Vec<&Value> = cap.live.iter().collect();
     check_proposals(&msgs, &prefix, 2);
     let rounds = cap.rounds();
@@ -616,11 +588,9 @@ fn host_names_in_the_configuration() {
 
 #[test]
 fn ipv6_loopback_ensemble() {
-    if use_oracle() {
-        eprintln!("skipped: the oracle decoder has no election/quorum support");
+    let Some(_serial) = scenario() else {
         return;
-    }
-    let _serial = serial();
+    };
     let prefix = format!("/zkscope-v6-{}", std::process::id());
     let mut leader = 0;
     let cap = capture(
@@ -640,11 +610,7 @@ fn ipv6_loopback_ensemble() {
     // ZooKeeper 3.8 writes IPv6 hosts in full and bracketed, in the configuration
     // (quorum/election and client addresses) and in the initial message.
     let full = "[0:0:0:0:0:0:0:1]";
-    let notif = cap
-        .live
-        .iter()
-        .find(|m| s(m, "type") == "Notification")
-        .expect("a notification");
+    let notif = cap.of_type("Notification").next().expect("a notification");
     let config = s(notif, "config");
     for srv in &ens.servers {
         let line = format!(
@@ -656,11 +622,7 @@ fn ipv6_loopback_ensemble() {
         );
         assert!(config.contains(&line), "{line} not in {config:?}");
     }
-    let initials: Vec<&Value> = cap
-        .live
-        .iter()
-        .filter(|m| s(m, "type") == "Initial")
-        .collect();
+    let initials: Vec<&Value> = cap.of_type("Initial").collect();
     assert!(!initials.is_empty(), "{ctx}");
     for i in &initials {
         let sid = i["sid"].as_i64().unwrap_or(0) as u32;
@@ -673,20 +635,7 @@ fn ipv6_loopback_ensemble() {
         assert!(s(i, "src").starts_with("[::1]:"), "{i}");
     }
     // Every endpoint discovered at [::1].
-    let discovered = cap.discovered();
-    for srv in &ens.servers {
-        for (role, port) in [
-            ("fle", srv.election_port().unwrap_or(0)),
-            ("zab", srv.quorum_port().unwrap_or(0)),
-            ("client", srv.client_port()),
-        ] {
-            let ep = format!("[::1]:{port}");
-            assert!(
-                discovered.contains(&(role.to_string(), ep.clone())),
-                "{role} {ep} not discovered: {discovered:?}\n{ctx}"
-            );
-        }
-    }
+    cap.assert_discovered(&["fle", "zab", "client"], |_| "[::1]".into());
     // All three protocols, over IPv6.
     let v6 = |m: &&Value| s(m, "src").starts_with("[::1]:") && s(m, "dst").starts_with("[::1]:");
     let count = |proto: &str, ty: &str| {
@@ -705,10 +654,7 @@ fn ipv6_loopback_ensemble() {
             .any(|m| s(m, "type") == "CreateRequest" && s(m, "client").starts_with("[::1]:")),
         "{ctx}"
     );
-    assert_eq!(
-        cap.count("zab", "Undecodable") + cap.count("fle", "Undecodable"),
-        0
-    );
+    assert_eq!(cap.undecodable(), 0);
     let msgs: Vec<&Value> = cap.live.iter().collect();
     check_proposals(&msgs, &prefix, 2);
     // Text output brackets the IPv6 hosts of the configuration, client addresses included.
@@ -742,9 +688,28 @@ fn ipv6_loopback_ensemble() {
 /// each connection id (an unidentified connection can be identified later).
 fn tls_notes(msgs: &[Value]) -> BTreeMap<i64, Value> {
     msgs.iter()
-        .filter(|m| s(m, "type") == "TlsConnection" && s(m, "proto") != "client")
+        .filter(|m| is_server_tls(m))
         .filter_map(|m| Some((m["conn"].as_i64()?, m.clone())))
         .collect()
+}
+
+/// A TLS note of an election/quorum connection (or of one whose protocol is unknown).
+fn is_server_tls(m: &Value) -> bool {
+    s(m, "type") == "TlsConnection" && s(m, "proto") != "client"
+}
+
+/// The notes of protocol `proto` ("fle", "zab").
+fn notes_of<'a>(notes: &'a BTreeMap<i64, Value>, proto: &str) -> Vec<&'a Value> {
+    notes.values().filter(|m| s(m, "proto") == proto).collect()
+}
+
+/// How many notes have each value of `key`.
+fn tally<K: Ord>(notes: &BTreeMap<i64, Value>, key: impl Fn(&Value) -> K) -> BTreeMap<K, usize> {
+    let mut m = BTreeMap::new();
+    for v in notes.values() {
+        *m.entry(key(v)).or_insert(0) += 1;
+    }
+    m
 }
 
 /// The summary line of stderr starting with `label`.
@@ -757,11 +722,9 @@ fn summary_line<'a>(stderr: &'a str, label: &str) -> &'a str {
 
 #[test]
 fn quorum_tls_connections_are_reported_as_tls() {
-    if use_oracle() {
-        eprintln!("skipped: the oracle decoder has no election/quorum support");
+    let Some(_serial) = scenario() else {
         return;
-    }
-    let _serial = serial();
+    };
     let stores = TempDir::new("quorum-tls");
     let opts = ZkOpts::new()
         .standalone_enabled(false)
@@ -775,23 +738,10 @@ fn quorum_tls_connections_are_reported_as_tls() {
         run_writes(ens, via, &prefix);
         // A second capture that starts now: the quorum connections are caught mid-stream.
         let ports = Ports::of(ens);
-        let mut args: Vec<String> = [
-            "dump",
-            "-i",
-            "lo",
-            "--protocol",
-            "auto",
-            "--format",
-            "json",
-            "-f",
-            &ports.filter(),
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+        let mut args = vec!["-f".to_string(), ports.filter()];
         args.extend(ports.port_args());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let live = ZkscopeLive::start(&args);
+        let live = ZkscopeLive::auto(&args);
         // The leader pings each follower every half tick (1 s): wait for a few.
         std::thread::sleep(Duration::from_secs(4));
         run_writes(ens, via, &format!("{prefix}-mid"));
@@ -824,10 +774,7 @@ fn quorum_tls_connections_are_reported_as_tls() {
     let (named, stderr) = cap.dump_file(&extra);
     assert!(server_msgs(&named).is_empty(), "{:?}", server_msgs(&named));
     let notes = tls_notes(&named);
-    let by = |proto: &str| -> Vec<&Value> {
-        notes.values().filter(|m| s(m, "proto") == proto).collect()
-    };
-    let (fle, zab) = (by("fle"), by("zab"));
+    let (fle, zab) = (notes_of(&notes, "fle"), notes_of(&notes, "zab"));
     assert_eq!(fle.len() + zab.len(), notes.len(), "{notes:#?}");
     // A full mesh of three needs three election connections; each follower has one quorum
     // connection to the leader.
@@ -849,10 +796,7 @@ fn quorum_tls_connections_are_reported_as_tls() {
         summary_line(&stderr, "election").contains(" 0 bytes skipped"),
         "{stderr}"
     );
-    let tls_count = named
-        .iter()
-        .filter(|m| s(m, "type") == "TlsConnection" && s(m, "proto") != "client")
-        .count();
+    let tls_count = named.iter().filter(|m| is_server_tls(m)).count();
     assert_eq!(tls_count, notes.len(), "one line per connection");
     // The same in text.
     extra.insert(0, "dump");
@@ -867,13 +811,7 @@ fn quorum_tls_connections_are_reported_as_tls() {
     // Without ports (what the live run saw): the same connections, reported once each as TLS
     // to a ZooKeeper host whose protocol is unknown, and counted in the summary.
     let live_notes = tls_notes(&cap.live);
-    let dsts = |n: &BTreeMap<i64, Value>| -> BTreeMap<u16, usize> {
-        let mut m = BTreeMap::new();
-        for v in n.values() {
-            *m.entry(port_of(s(v, "dst"))).or_insert(0) += 1;
-        }
-        m
-    };
+    let dsts = |n: &BTreeMap<i64, Value>| tally(n, |v| port_of(s(v, "dst")));
     assert_eq!(dsts(&live_notes), dsts(&notes), "{live_notes:#?}");
     assert!(
         live_notes.values().all(|m| s(m, "proto") == "unknown"),
@@ -903,10 +841,7 @@ fn quorum_tls_connections_are_reported_as_tls() {
         server_msgs(&mid_msgs)
     );
     let mid_notes = tls_notes(&mid_msgs);
-    let mid_zab: Vec<&Value> = mid_notes
-        .values()
-        .filter(|m| s(m, "proto") == "zab")
-        .collect();
+    let mid_zab = notes_of(&mid_notes, "zab");
     assert!(mid_zab.len() >= 2, "{mid_notes:#?}\n{}", mid.stderr);
     assert!(mid_zab.iter().all(|m| port_of(s(m, "dst")) == lq));
     assert!(
@@ -921,11 +856,9 @@ fn quorum_tls_connections_are_reported_as_tls() {
 
 #[test]
 fn quorum_tls_rolling_upgrade_mixes_tls_and_plaintext() {
-    if use_oracle() {
-        eprintln!("skipped: the oracle decoder has no election/quorum support");
+    let Some(_serial) = scenario() else {
         return;
-    }
-    let _serial = serial();
+    };
     // Every member accepts both (portUnification); member 1 has not switched to TLS yet.
     let stores = TempDir::new("quorum-tls");
     let opts = ZkOpts::new()
@@ -953,21 +886,13 @@ fn quorum_tls_rolling_upgrade_mixes_tls_and_plaintext() {
     // Member 1 speaks plaintext: its initial messages decode (it drops the connections it
     // opens to higher ids); its quorum connection decodes whole, NEWLEADER's configuration
     // names every endpoint.
-    let initials: Vec<&Value> = cap
-        .live
-        .iter()
-        .filter(|m| s(m, "type") == "Initial")
-        .collect();
+    let initials: Vec<&Value> = cap.of_type("Initial").collect();
     assert!(!initials.is_empty(), "{ctx}");
     assert!(
         initials.iter().all(|m| m["sid"].as_i64() == Some(1)),
         "{initials:?}"
     );
-    let fi: Vec<&Value> = cap
-        .live
-        .iter()
-        .filter(|m| s(m, "type") == "FollowerInfo")
-        .collect();
+    let fi: Vec<&Value> = cap.of_type("FollowerInfo").collect();
     assert!(!fi.is_empty(), "{ctx}");
     assert!(fi.iter().all(|m| m["sid"].as_i64() == Some(1)), "{fi:?}");
     // Member 1's quorum connection that synchronised (one, unless it had to retry).
@@ -980,19 +905,7 @@ fn quorum_tls_rolling_upgrade_mixes_tls_and_plaintext() {
         })
         .expect("member 1 synchronised in clear");
     let c1s: BTreeSet<i64> = fi.iter().filter_map(|m| m["conn"].as_i64()).collect();
-    let discovered = cap.discovered();
-    for srv in &ens.servers {
-        for (role, port) in [
-            ("fle", srv.election_port().unwrap_or(0)),
-            ("zab", srv.quorum_port().unwrap_or(0)),
-        ] {
-            let ep = format!("127.0.0.1:{port}");
-            assert!(
-                discovered.contains(&(role.to_string(), ep.clone())),
-                "{role} {ep} not discovered: {discovered:?}\n{ctx}"
-            );
-        }
-    }
+    cap.assert_discovered(&["fle", "zab"], |_| "127.0.0.1".into());
     // The writes reach member 1 as PROPOSAL+COMMIT in clear; the other follower's copy
     // travels inside TLS.
     let props: Vec<&Value> = cap
@@ -1010,8 +923,7 @@ fn quorum_tls_rolling_upgrade_mixes_tls_and_plaintext() {
     // with its protocol: the ports are known from the plaintext member's traffic.
     let notes = tls_notes(&cap.live);
     assert!(!notes.is_empty(), "{ctx}");
-    let zab: Vec<&Value> = notes.values().filter(|m| s(m, "proto") == "zab").collect();
-    let fle: Vec<&Value> = notes.values().filter(|m| s(m, "proto") == "fle").collect();
+    let (fle, zab) = (notes_of(&notes, "fle"), notes_of(&notes, "zab"));
     assert_eq!(fle.len() + zab.len(), notes.len(), "{notes:#?}");
     assert!(
         !zab.is_empty(),
@@ -1028,10 +940,7 @@ fn quorum_tls_rolling_upgrade_mixes_tls_and_plaintext() {
         .iter()
         .all(|m| cap.ports.fle.contains(&port_of(s(m, "dst")))));
     // No TLS bytes taken for election or quorum messages.
-    assert_eq!(
-        cap.count("zab", "Undecodable") + cap.count("fle", "Undecodable"),
-        0
-    );
+    assert_eq!(cap.undecodable(), 0);
     assert_eq!(
         cap.count("fle", "Notification"),
         0,
@@ -1047,13 +956,7 @@ fn quorum_tls_rolling_upgrade_mixes_tls_and_plaintext() {
     // The file tells the same; `zkscope elections` sees member 1 settle, nothing else.
     let (file, stderr) = cap.dump_file(&[]);
     let file_notes = tls_notes(&file);
-    let protos = |n: &BTreeMap<i64, Value>| -> BTreeMap<String, usize> {
-        let mut m = BTreeMap::new();
-        for v in n.values() {
-            *m.entry(s(v, "proto").to_string()).or_insert(0) += 1;
-        }
-        m
-    };
+    let protos = |n: &BTreeMap<i64, Value>| tally(n, |v| s(v, "proto").to_string());
     assert_eq!(protos(&file_notes), protos(&notes), "{stderr}");
     let _ = cap.rounds();
 }

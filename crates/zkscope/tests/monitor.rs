@@ -522,23 +522,24 @@ fn digest_credentials_are_used() {
         },
     );
     // the authenticated agent's cluster nodes carry its credentials' ACL
-    let acl_scheme = zk_authed(&zk.addr(), |c| async move {
-        c.get_acl("/zk_monitor/authed/agents")
-            .await
-            .map(|(acls, _)| acls.first().map(|a| a.scheme().to_string()))
-            .ok()
-            .flatten()
-    });
+    let acl_scheme = zk_acl_scheme(&zk.addr(), "/zk_monitor/authed/agents");
     assert_eq!(acl_scheme.as_deref(), Some("digest"));
     // ... and the shared prefix above the clusters stays open
-    let prefix_scheme = zk_authed(&zk.addr(), |c| async move {
-        c.get_acl("/zk_monitor")
+    let prefix_scheme = zk_acl_scheme(&zk.addr(), "/zk_monitor");
+    assert_eq!(prefix_scheme.as_deref(), Some("world"));
+}
+
+/// The scheme of the first ACL entry of `path`, read authenticated (None when it cannot be
+/// read).
+fn zk_acl_scheme(connect: &str, path: &str) -> Option<String> {
+    let p = path.to_string();
+    zk_authed(connect, |c| async move {
+        c.get_acl(&p)
             .await
             .map(|(acls, _)| acls.first().map(|a| a.scheme().to_string()))
             .ok()
             .flatten()
-    });
-    assert_eq!(prefix_scheme.as_deref(), Some("world"));
+    })
 }
 
 /// Like `monitor_support::zk`, authenticated as alerts:pw.
@@ -683,24 +684,8 @@ fn zookeeper_tls() {
     let pem = fs::read_to_string(&key).unwrap() + &fs::read_to_string(&cert).unwrap();
     fs::write(&keystore, pem).unwrap();
     let secure_port = free_port();
-    let mut opts = ZkOpts::new();
-    // Debian's zookeeper.jar manifest lacks netty-codec and netty-resolver (only the Netty
-    // server needs them): all of netty goes on the boot class path
-    let netty: Vec<String> = [
-        "buffer",
-        "codec",
-        "common",
-        "handler",
-        "resolver",
-        "transport",
-        "transport-native-epoll",
-        "transport-native-unix-common",
-    ]
-    .iter()
-    .map(|j| format!("/usr/share/java/netty-{j}.jar"))
-    .collect();
-    opts.jvm_args
-        .push(format!("-Xbootclasspath/a:{}", netty.join(":")));
+    // the Netty server needs all of netty on the boot class path
+    let opts = ZkOpts::new().netty_boot_classpath();
     let zk = ZkServer::standalone(
         opts.cfg(&format!("secureClientPort={secure_port}"))
             .cfg("serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory")

@@ -185,6 +185,8 @@ fn zab_fixtures_on_their_port() {
 
 // ------------------------------------------------------- handler, driven by hand
 
+type Handler = EnsembleHandler<Clients, Rec>;
+
 fn key(client: u16, server: u16) -> FlowKey {
     FlowKey {
         client: SocketAddr::from(([127, 0, 0, 1], client)),
@@ -192,7 +194,7 @@ fn key(client: u16, server: u16) -> FlowKey {
     }
 }
 
-fn handler(mode: Mode) -> EnsembleHandler<Clients, Rec> {
+fn handler(mode: Mode) -> Handler {
     let client = ClientHandler::new(
         ServerSpec::default(),
         ClientConfig::default(),
@@ -200,6 +202,31 @@ fn handler(mode: Mode) -> EnsembleHandler<Clients, Rec> {
     );
     EnsembleHandler::new(EnsembleSpec::new(mode), client, Rec::default())
 }
+
+/// A connection between two ports of 127.0.0.1, driven by hand through a handler.
+struct Conn {
+    key: FlowKey,
+    state: EnsembleConn,
+}
+
+impl Conn {
+    fn open(h: &mut Handler, client: u16, server: u16, ts: i64, saw_syn: bool) -> Conn {
+        let key = key(client, server);
+        let state = h.open(&key, Timestamp(ts), saw_syn);
+        Conn { key, state }
+    }
+
+    fn data(&mut self, h: &mut Handler, dir: Direction, ts: i64, bytes: &[u8]) {
+        h.data(&mut self.state, &self.key, dir, Timestamp(ts), bytes);
+    }
+
+    fn close(self, h: &mut Handler, ts: i64, reason: CloseReason) {
+        h.close(self.state, &self.key, Timestamp(ts), reason);
+    }
+}
+
+/// The start of a TLS ClientHello record.
+const CLIENT_HELLO: &[u8] = b"\x16\x03\x01\x02\x00\x01\x00";
 
 fn zab_packet(ty: i32, zxid: i64, data: Option<&[u8]>) -> Vec<u8> {
     let mut v = ty.to_be_bytes().to_vec();
@@ -215,39 +242,44 @@ fn zab_packet(ty: i32, zxid: i64, data: Option<&[u8]>) -> Vec<u8> {
     v
 }
 
+/// Server 2's initial election message (protocol version -65536, address 127.0.0.1:3889).
+fn fle_initial() -> Vec<u8> {
+    let mut init = (-65536i64).to_be_bytes().to_vec();
+    init.extend(2i64.to_be_bytes());
+    init.extend(14i32.to_be_bytes());
+    init.extend(b"127.0.0.1:3889");
+    init
+}
+
+/// A framed election notification (LOOKING, a vote for server 1, version 2) carrying the
+/// configuration `cfg`.
+fn fle_notification(cfg: &[u8]) -> Vec<u8> {
+    let mut body = 0i32.to_be_bytes().to_vec();
+    body.extend(1i64.to_be_bytes());
+    body.extend(0i64.to_be_bytes());
+    body.extend(1i64.to_be_bytes());
+    body.extend(0i64.to_be_bytes());
+    body.extend(2i32.to_be_bytes());
+    body.extend((cfg.len() as i32).to_be_bytes());
+    body.extend(cfg);
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend(&body);
+    frame
+}
+
 #[test]
 fn tls_on_an_election_port_is_reported() {
     let mut h = handler(Mode::Auto);
-    let k = key(50000, 3888);
-    let mut c = h.open(&k, Timestamp(1), true);
-    h.data(
-        &mut c,
-        &k,
-        Direction::ToServer,
-        Timestamp(2),
-        b"\x16\x03\x01\x02\x00\x01\x00",
-    );
-    h.data(
-        &mut c,
-        &k,
-        Direction::ToClient,
-        Timestamp(3),
-        b"\x16\x03\x03\x00\x10",
-    );
-    h.close(c, &k, Timestamp(4), CloseReason::Fin);
+    let mut c = Conn::open(&mut h, 50000, 3888, 1, true);
+    c.data(&mut h, Direction::ToServer, 2, CLIENT_HELLO);
+    c.data(&mut h, Direction::ToClient, 3, b"\x16\x03\x03\x00\x10");
+    c.close(&mut h, 4, CloseReason::Fin);
     assert_eq!(h.stats.tls_connections, 1);
     assert!(h.sink.fle.is_empty());
     // On an unknown port TLS is just not ZooKeeper.
-    let k = key(50001, 443);
-    let mut c = h.open(&k, Timestamp(1), true);
-    h.data(
-        &mut c,
-        &k,
-        Direction::ToServer,
-        Timestamp(2),
-        b"\x16\x03\x01\x02\x00\x01\x00",
-    );
-    h.close(c, &k, Timestamp(4), CloseReason::Fin);
+    let mut c = Conn::open(&mut h, 50001, 443, 1, true);
+    c.data(&mut h, Direction::ToServer, 2, CLIENT_HELLO);
+    c.close(&mut h, 4, CloseReason::Fin);
     assert_eq!(
         (h.stats.unrecognised_connections, h.stats.unrecognised_tls),
         (1, 1)
@@ -258,33 +290,17 @@ fn tls_on_an_election_port_is_reported() {
 fn mid_stream_quorum_connection_on_unknown_ports() {
     let mut h = handler(Mode::Auto);
     // The tracker guessed the lower port (the learner's here) is the server.
-    let k = key(41000, 35000);
-    let mut c = h.open(&k, Timestamp(1), false);
+    let mut c = Conn::open(&mut h, 41000, 35000, 1, false);
     // The leader (key.client) pings; the learner answers with its sessions.
-    h.data(
-        &mut c,
-        &k,
-        Direction::ToServer,
-        Timestamp(2),
-        &zab_packet(5, 0x1_0000_0004, None),
-    );
+    let ping = zab_packet(5, 0x1_0000_0004, None);
+    c.data(&mut h, Direction::ToServer, 2, &ping);
     let mut sessions = 0x1234i64.to_be_bytes().to_vec();
     sessions.extend(30000i32.to_be_bytes());
-    h.data(
-        &mut c,
-        &k,
-        Direction::ToClient,
-        Timestamp(3),
-        &zab_packet(5, 0x1_0000_0004, Some(&sessions)),
-    );
-    h.data(
-        &mut c,
-        &k,
-        Direction::ToServer,
-        Timestamp(4),
-        &zab_packet(2, 0x1_0000_0005, None),
-    );
-    h.close(c, &k, Timestamp(5), CloseReason::Fin);
+    let reply = zab_packet(5, 0x1_0000_0004, Some(&sessions));
+    c.data(&mut h, Direction::ToClient, 3, &reply);
+    let proposal = zab_packet(2, 0x1_0000_0005, None);
+    c.data(&mut h, Direction::ToServer, 4, &proposal);
+    c.close(&mut h, 5, CloseReason::Fin);
     assert_eq!(h.stats.recognised, 1);
     // Flipped: the pings and the proposal come from the leader.
     let got: Vec<_> = h.sink.zab.iter().map(|(t, l)| (t.as_str(), *l)).collect();
@@ -300,48 +316,23 @@ fn mid_stream_quorum_connection_on_unknown_ports() {
 fn a_connection_waits_until_a_config_names_its_endpoint() {
     let mut h = handler(Mode::Auto);
     // Mid-stream bytes that prove nothing yet (a short frame on an unknown port).
-    let k = key(52000, 7000);
-    let mut c = h.open(&k, Timestamp(1), false);
-    h.data(
-        &mut c,
-        &k,
-        Direction::ToServer,
-        Timestamp(2),
-        b"\x00\x00\x00\x01",
-    );
+    let mut c = Conn::open(&mut h, 52000, 7000, 1, false);
+    c.data(&mut h, Direction::ToServer, 2, b"\x00\x00\x00\x01");
     assert_eq!(h.stats.recognised, 0);
     // An election connection elsewhere announces port 7000 as server 1's client port.
-    let e = key(52001, 3888);
-    let mut ec = h.open(&e, Timestamp(3), true);
-    let mut init = (-65536i64).to_be_bytes().to_vec();
-    init.extend(2i64.to_be_bytes());
-    init.extend(14i32.to_be_bytes());
-    init.extend(b"127.0.0.1:3889");
-    let cfg = b"server.1=127.0.0.1:2888:3888:participant;127.0.0.1:7000\nversion=0";
-    let mut body = 0i32.to_be_bytes().to_vec();
-    body.extend(1i64.to_be_bytes());
-    body.extend(0i64.to_be_bytes());
-    body.extend(1i64.to_be_bytes());
-    body.extend(0i64.to_be_bytes());
-    body.extend(2i32.to_be_bytes());
-    body.extend((cfg.len() as i32).to_be_bytes());
-    body.extend(cfg);
-    init.extend((body.len() as i32).to_be_bytes());
-    init.extend(&body);
-    h.data(&mut ec, &e, Direction::ToServer, Timestamp(4), &init);
+    let mut ec = Conn::open(&mut h, 52001, 3888, 3, true);
+    let mut init = fle_initial();
+    init.extend(fle_notification(
+        b"server.1=127.0.0.1:2888:3888:participant;127.0.0.1:7000\nversion=0",
+    ));
+    ec.data(&mut h, Direction::ToServer, 4, &init);
     assert_eq!(h.sink.fle.len(), 2);
     // The pending connection's next bytes find its endpoint known: a client connection now.
-    h.data(
-        &mut c,
-        &k,
-        Direction::ToServer,
-        Timestamp(5),
-        b"\x00\x00\x00\x08",
-    );
+    c.data(&mut h, Direction::ToServer, 5, b"\x00\x00\x00\x08");
     assert_eq!(h.stats.recognised, 1);
     assert_eq!(h.client.stats.connections, 1);
-    h.close(c, &k, Timestamp(6), CloseReason::Fin);
-    h.close(ec, &e, Timestamp(6), CloseReason::Fin);
+    c.close(&mut h, 6, CloseReason::Fin);
+    ec.close(&mut h, 6, CloseReason::Fin);
 }
 
 /// TLS application-data records of these body lengths, back to back.
@@ -358,40 +349,20 @@ fn tls_records(lens: &[u16]) -> Vec<u8> {
 #[test]
 fn tls_caught_mid_stream_on_a_known_port_is_reported_not_resynchronised() {
     let mut h = handler(Mode::Auto);
-    let k = key(41000, 2888);
-    let mut c = h.open(&k, Timestamp(1), false);
-    h.data(
-        &mut c,
-        &k,
-        Direction::ToClient,
-        Timestamp(2),
-        &tls_records(&[45]),
-    );
-    h.data(
-        &mut c,
-        &k,
-        Direction::ToServer,
-        Timestamp(3),
-        &tls_records(&[45, 61]),
-    );
-    h.data(
-        &mut c,
-        &k,
-        Direction::ToClient,
-        Timestamp(4),
-        &tls_records(&[2000]),
-    );
-    h.close(c, &k, Timestamp(5), CloseReason::Fin);
+    let mut c = Conn::open(&mut h, 41000, 2888, 1, false);
+    c.data(&mut h, Direction::ToClient, 2, &tls_records(&[45]));
+    c.data(&mut h, Direction::ToServer, 3, &tls_records(&[45, 61]));
+    c.data(&mut h, Direction::ToClient, 4, &tls_records(&[2000]));
+    c.close(&mut h, 5, CloseReason::Fin);
     assert_eq!(h.sink.tls, [(1, Some(Proto::Zab), 2888)]);
     assert_eq!(h.stats.tls_connections, 1);
     assert!(h.sink.zab.is_empty(), "{:?}", h.sink.zab);
     assert_eq!(h.stats.zab_skipped_bytes + h.stats.zab_undecodable, 0);
     // A real quorum stream caught mid-stream is not taken for TLS.
-    let k = key(41001, 2888);
-    let mut c = h.open(&k, Timestamp(1), false);
+    let mut c = Conn::open(&mut h, 41001, 2888, 1, false);
     let mut pings = zab_packet(5, 7, None);
     pings.extend(zab_packet(5, 8, None));
-    h.data(&mut c, &k, Direction::ToClient, Timestamp(2), &pings);
+    c.data(&mut h, Direction::ToClient, 2, &pings);
     assert_eq!(h.sink.zab.len(), 2);
     assert_eq!(h.sink.tls.len(), 1);
 }
@@ -400,22 +371,9 @@ fn tls_caught_mid_stream_on_a_known_port_is_reported_not_resynchronised() {
 fn tls_on_an_unknown_port_is_identified_once_its_port_is_learnt() {
     let mut h = handler(Mode::Auto);
     // A TLS connection to port 7100, before anything is known about 127.0.0.1.
-    let t = key(52100, 7100);
-    let mut tc = h.open(&t, Timestamp(1), true);
-    h.data(
-        &mut tc,
-        &t,
-        Direction::ToServer,
-        Timestamp(2),
-        b"\x16\x03\x01\x02\x00\x01\x00",
-    );
-    h.data(
-        &mut tc,
-        &t,
-        Direction::ToClient,
-        Timestamp(3),
-        &tls_records(&[30]),
-    );
+    let mut tc = Conn::open(&mut h, 52100, 7100, 1, true);
+    tc.data(&mut h, Direction::ToServer, 2, CLIENT_HELLO);
+    tc.data(&mut h, Direction::ToClient, 3, &tls_records(&[30]));
     assert!(
         h.sink.tls.is_empty(),
         "not a ZooKeeper host yet: {:?}",
@@ -423,81 +381,40 @@ fn tls_on_an_unknown_port_is_identified_once_its_port_is_learnt() {
     );
     // A four-letter word shows a ZooKeeper client port on that host: the TLS connection is
     // now reported, its protocol still unknown.
-    let w = key(52101, 7000);
-    let mut wc = h.open(&w, Timestamp(4), true);
-    h.data(&mut wc, &w, Direction::ToServer, Timestamp(4), b"srvr");
-    h.close(wc, &w, Timestamp(5), CloseReason::Fin);
-    h.data(
-        &mut tc,
-        &t,
-        Direction::ToServer,
-        Timestamp(6),
-        &tls_records(&[30]),
-    );
+    let mut wc = Conn::open(&mut h, 52101, 7000, 4, true);
+    wc.data(&mut h, Direction::ToServer, 4, b"srvr");
+    wc.close(&mut h, 5, CloseReason::Fin);
+    tc.data(&mut h, Direction::ToServer, 6, &tls_records(&[30]));
     assert_eq!(h.sink.tls, [(1, None, 7100)]);
     // An election notification's configuration names 7100 as server 1's quorum port.
-    let e = key(52001, 3888);
-    let mut ec = h.open(&e, Timestamp(7), true);
-    let mut init = (-65536i64).to_be_bytes().to_vec();
-    init.extend(2i64.to_be_bytes());
-    init.extend(14i32.to_be_bytes());
-    init.extend(b"127.0.0.1:3889");
-    let cfg = b"server.1=127.0.0.1:7100:3888:participant;127.0.0.1:7000\nversion=0";
-    let mut body = 0i32.to_be_bytes().to_vec();
-    body.extend(1i64.to_be_bytes());
-    body.extend(0i64.to_be_bytes());
-    body.extend(1i64.to_be_bytes());
-    body.extend(0i64.to_be_bytes());
-    body.extend(2i32.to_be_bytes());
-    body.extend((cfg.len() as i32).to_be_bytes());
-    body.extend(cfg);
-    init.extend((body.len() as i32).to_be_bytes());
-    init.extend(&body);
-    h.data(&mut ec, &e, Direction::ToServer, Timestamp(8), &init);
+    let mut ec = Conn::open(&mut h, 52001, 3888, 7, true);
+    let mut init = fle_initial();
+    init.extend(fle_notification(
+        b"server.1=127.0.0.1:7100:3888:participant;127.0.0.1:7000\nversion=0",
+    ));
+    ec.data(&mut h, Direction::ToServer, 8, &init);
     // Its next bytes (or its close) identify it, under the same connection id.
-    h.data(
-        &mut tc,
-        &t,
-        Direction::ToClient,
-        Timestamp(9),
-        &tls_records(&[30]),
-    );
-    h.data(
-        &mut tc,
-        &t,
-        Direction::ToClient,
-        Timestamp(10),
-        &tls_records(&[30]),
-    );
-    h.close(tc, &t, Timestamp(11), CloseReason::Fin);
-    h.close(ec, &e, Timestamp(11), CloseReason::Fin);
+    tc.data(&mut h, Direction::ToClient, 9, &tls_records(&[30]));
+    tc.data(&mut h, Direction::ToClient, 10, &tls_records(&[30]));
+    tc.close(&mut h, 11, CloseReason::Fin);
+    ec.close(&mut h, 11, CloseReason::Fin);
     assert_eq!(h.sink.tls, [(1, None, 7100), (1, Some(Proto::Zab), 7100)]);
     assert_eq!(h.stats.tls_connections, 1);
     assert_eq!(h.stats.unrecognised_tls, 0);
     // Identified at its close: the endpoint was learnt after its last bytes.
     let mut h = handler(Mode::Auto);
-    let t = key(52200, 7100);
-    let mut tc = h.open(&t, Timestamp(1), false);
-    h.data(
-        &mut tc,
-        &t,
-        Direction::ToServer,
-        Timestamp(2),
-        &tls_records(&[30, 30]),
-    );
-    let mut ec = h.open(&e, Timestamp(3), true);
-    h.data(&mut ec, &e, Direction::ToServer, Timestamp(4), &init);
-    h.close(tc, &t, Timestamp(5), CloseReason::End);
+    let mut tc = Conn::open(&mut h, 52200, 7100, 1, false);
+    tc.data(&mut h, Direction::ToServer, 2, &tls_records(&[30, 30]));
+    let mut ec = Conn::open(&mut h, 52001, 3888, 3, true);
+    ec.data(&mut h, Direction::ToServer, 4, &init);
+    tc.close(&mut h, 5, CloseReason::End);
     assert_eq!(h.sink.tls, [(2, Some(Proto::Zab), 7100)]);
     assert_eq!(h.stats.unrecognised_connections, 0);
 }
 
 /// Bytes of a real election and quorum conversation, for mutation.
 fn real_streams() -> Vec<Vec<u8>> {
-    let mut init = (-65536i64).to_be_bytes().to_vec();
-    init.extend(2i64.to_be_bytes());
-    init.extend(14i32.to_be_bytes());
-    init.extend(b"127.0.0.1:3889");
+    let init = fle_initial();
     let mut zab = zab_packet(11, 0, Some(&[0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0, 0]));
     zab.extend(zab_packet(15, 1 << 32, None));
     zab.extend([0u8; 12]);

@@ -478,6 +478,15 @@ pub struct ZkServer {
     observer: bool,
 }
 
+/// A host as it goes before `:port`: IPv6 addresses bracketed.
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
 fn base_cfg(opts: &ZkOpts, data_dir: &Path) -> String {
     let mut cfg = format!(
         "tickTime={}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nadmin.enableServer=false\n\
@@ -641,11 +650,7 @@ impl ZkServer {
     /// "127.0.0.1:PORT" (the member's client address when its ensemble listens elsewhere,
     /// e.g. "[::1]:PORT").
     pub fn addr(&self) -> String {
-        if self.connect_host.contains(':') {
-            format!("[{}]:{}", self.connect_host, self.client_port)
-        } else {
-            format!("{}:{}", self.connect_host, self.client_port)
-        }
+        format!("{}:{}", bracket(&self.connect_host), self.client_port)
     }
     /// True for an observer (`peerType=observer`).
     pub fn is_observer(&self) -> bool {
@@ -825,13 +830,6 @@ impl EnsembleBuilder {
     pub fn start(self) -> ZkEnsemble {
         let n = self.participants + self.observers;
         assert!(n >= 1);
-        let bracket = |h: &str| {
-            if h.contains(':') {
-                format!("[{h}]")
-            } else {
-                h.to_string()
-            }
-        };
         let ports: Vec<(u16, u16, u16)> = (0..n)
             .map(|_| (free_port(), free_port(), free_port()))
             .collect();
@@ -1007,68 +1005,51 @@ pub fn quorum_tls_cfg(dir: &Path) -> Vec<String> {
     let ts = dir.join("quorum-truststore.p12");
     let cert = dir.join("quorum.cer");
     let pass = "zkscope-test";
-    let run = |args: &[&str]| {
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let (ks_s, ts_s, cert_s) = (p(&ks), p(&ts), p(&cert));
+    // keytool ARGS on the PKCS12 store `store`
+    let run = |store: &str, args: &[&str]| {
         let mut cmd = Command::new(keytool());
-        cmd.args(args);
+        cmd.args(args).args([
+            "-keystore",
+            store,
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            pass,
+        ]);
         let out = run_with_timeout(cmd, None, Duration::from_secs(120));
         assert!(
             out.status.success(),
-            "keytool {args:?}: {}",
+            "keytool {args:?} on {store}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let p = |p: &Path| p.to_str().unwrap().to_string();
-    let (ks_s, ts_s, cert_s) = (p(&ks), p(&ts), p(&cert));
-    run(&[
-        "-genkeypair",
-        "-alias",
-        "zk",
-        "-keyalg",
-        "EC",
-        "-groupname",
-        "secp256r1",
-        "-validity",
-        "30",
-        "-dname",
-        "CN=localhost",
-        "-ext",
-        "SAN=ip:127.0.0.1,ip:::1,dns:localhost",
-        "-keystore",
+    run(
         &ks_s,
-        "-storetype",
-        "PKCS12",
-        "-storepass",
-        pass,
-        "-keypass",
-        pass,
-    ]);
-    run(&[
-        "-exportcert",
-        "-alias",
-        "zk",
-        "-keystore",
-        &ks_s,
-        "-storetype",
-        "PKCS12",
-        "-storepass",
-        pass,
-        "-file",
-        &cert_s,
-    ]);
-    run(&[
-        "-importcert",
-        "-noprompt",
-        "-alias",
-        "zk",
-        "-file",
-        &cert_s,
-        "-keystore",
+        &[
+            "-genkeypair",
+            "-alias",
+            "zk",
+            "-keyalg",
+            "EC",
+            "-groupname",
+            "secp256r1",
+            "-validity",
+            "30",
+            "-dname",
+            "CN=localhost",
+            "-ext",
+            "SAN=ip:127.0.0.1,ip:::1,dns:localhost",
+            "-keypass",
+            pass,
+        ],
+    );
+    run(&ks_s, &["-exportcert", "-alias", "zk", "-file", &cert_s]);
+    run(
         &ts_s,
-        "-storetype",
-        "PKCS12",
-        "-storepass",
-        pass,
-    ]);
+        &["-importcert", "-noprompt", "-alias", "zk", "-file", &cert_s],
+    );
     vec![
         "sslQuorum=true".into(),
         format!("ssl.quorum.keyStore.location={ks_s}"),
@@ -1469,6 +1450,19 @@ pub fn parse_json_lines(stdout: &str) -> (Vec<Value>, Vec<String>) {
     (msgs, bad)
 }
 
+/// A string field of a decoded message ("" when missing or not a string).
+pub fn s<'a>(m: &'a Value, k: &str) -> &'a str {
+    m.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The port of an "addr:port" / "[v6]:port" field (0 when there is none).
+pub fn port_of(addr: &str) -> u16 {
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
 /// `zkscope dump -r FILE --format json [extra…]`, parsed.
 pub fn zkscope_dump_file(pcap: &Path, extra: &[&str]) -> Decoded {
     let f = pcap.to_str().unwrap();
@@ -1539,6 +1533,14 @@ impl ZkscopeLive {
     pub fn on_port(port: u16, extra: &[&str]) -> ZkscopeLive {
         let p = port.to_string();
         let mut args = vec!["dump", "-i", "lo", "--port", p.as_str(), "--format", "json"];
+        args.extend_from_slice(extra);
+        Self::start(&args)
+    }
+
+    /// Captures all TCP on `lo`, every protocol recognised by itself: `zkscope dump -i lo
+    /// --protocol auto --format json EXTRA…`.
+    pub fn auto(extra: &[&str]) -> ZkscopeLive {
+        let mut args = vec!["dump", "-i", "lo", "--protocol", "auto", "--format", "json"];
         args.extend_from_slice(extra);
         Self::start(&args)
     }
