@@ -717,6 +717,11 @@ fn on_fle<S: ServerSink>(
     if info.server_sid.is_none() {
         info.server_sid = cx.topo.sid_of(&info.server, Proto::Fle);
     }
+    if info.client_sid.is_none() {
+        // Caught without its initial message: the initiator is the server on its host, if
+        // the configuration puts only one there (real ensembles: one server per host).
+        info.client_sid = cx.topo.sid_of_host(info.client.ip());
+    }
     cx.flush_discoveries(ts);
     cx.sink.fle(&FleMsg {
         ts,
@@ -835,6 +840,14 @@ fn on_zab<S: ServerSink>(
             return;
         }
     };
+    if info.server_sid.is_none() {
+        info.server_sid = cx.topo.sid_of(&info.server, Proto::Zab);
+    }
+    if info.client_sid.is_none() {
+        // Caught without its FOLLOWERINFO: the learner is the server on its host, if the
+        // configuration puts only one there.
+        info.client_sid = cx.topo.sid_of_host(info.client.ip());
+    }
     cx.flush_discoveries(ts);
     cx.sink.zab(&ZabMsg {
         ts,

@@ -13,6 +13,8 @@ use crate::tcp::{TcpConfig, TcpTracker};
 struct Rec {
     fle: Vec<(String, Option<i64>, Option<i64>)>,
     zab: Vec<(String, bool)>,
+    /// Sender and receiver server ids of each quorum message.
+    zab_sids: Vec<(Option<i64>, Option<i64>)>,
     discovered: Vec<(SocketAddr, Proto, Option<i64>)>,
     client: Vec<String>,
     /// TLS notes: connection id, protocol (None: unidentified), server port.
@@ -39,6 +41,7 @@ impl ServerSink for Rec {
             ZabKind::Undecodable { .. } => "Undecodable",
         };
         self.zab.push((name.into(), m.from_leader));
+        self.zab_sids.push((m.sender_sid(), m.receiver_sid()));
     }
     fn note(&mut self, n: &Note<'_>) {
         match n {
@@ -333,6 +336,61 @@ fn a_connection_waits_until_a_config_names_its_endpoint() {
     assert_eq!(h.client.stats.connections, 1);
     c.close(&mut h, 6, CloseReason::Fin);
     ec.close(&mut h, 6, CloseReason::Fin);
+}
+
+/// Election and quorum connections caught mid-stream (no initial message, no FOLLOWERINFO)
+/// name their initiator/learner from its host once a configuration puts one server there;
+/// on a host running several servers (test ensembles) they stay unnamed.
+#[test]
+fn mid_stream_ends_are_named_by_their_host() {
+    let cfg = b"server.1=10.0.0.1:2888:3888:participant;10.0.0.1:2181\n\
+server.2=10.0.0.2:2888:3888:participant;10.0.0.2:2181\n\
+server.3=10.0.0.3:2888:3888:participant;10.0.0.3:2181\nversion=100000000";
+    let mut h = handler(Mode::Auto);
+    let at = |host: u8, port: u16| SocketAddr::from(([10, 0, 0, host], port));
+    // server 3's long-lived election connection to server 1, caught mid-stream
+    let k = FlowKey {
+        client: at(3, 40000),
+        server: at(1, 3888),
+    };
+    let mut c = h.open(&k, Timestamp(1), false);
+    let n = fle_notification(cfg);
+    h.data(&mut c, &k, Direction::ToServer, Timestamp(2), &n);
+    h.data(&mut c, &k, Direction::ToClient, Timestamp(3), &n);
+    // server 2 follows leader 1 over a quorum connection caught mid-stream
+    let q = FlowKey {
+        client: at(2, 40001),
+        server: at(1, 2888),
+    };
+    let mut qc = h.open(&q, Timestamp(4), false);
+    let proposal = zab_packet(2, 0x1_0000_0005, None);
+    h.data(&mut qc, &q, Direction::ToClient, Timestamp(5), &proposal);
+    let ack = zab_packet(3, 0x1_0000_0005, None);
+    h.data(&mut qc, &q, Direction::ToServer, Timestamp(6), &ack);
+    assert_eq!(
+        h.sink.fle,
+        [
+            ("Notification".to_string(), Some(3), Some(1)),
+            ("Notification".to_string(), Some(1), Some(3)),
+        ]
+    );
+    assert_eq!(h.sink.zab_sids, [(Some(1), Some(2)), (Some(2), Some(1))]);
+    h.close(c, &k, Timestamp(7), CloseReason::Fin);
+    h.close(qc, &q, Timestamp(7), CloseReason::Fin);
+
+    // all on one host: nothing to tell the initiator by
+    let mut h = handler(Mode::Auto);
+    let mut c = Conn::open(&mut h, 40000, 3888, 1, false);
+    let n = fle_notification(
+        b"server.1=127.0.0.1:2888:3888:participant\nserver.2=127.0.0.1:2889:3889:participant\nversion=0",
+    );
+    c.data(&mut h, Direction::ToServer, 2, &n);
+    c.data(&mut h, Direction::ToServer, 3, &n);
+    assert_eq!(
+        h.sink.fle.last(),
+        Some(&("Notification".to_string(), None, Some(1)))
+    );
+    c.close(&mut h, 4, CloseReason::Fin);
 }
 
 /// TLS application-data records of these body lengths, back to back.

@@ -82,6 +82,9 @@ pub(crate) struct Topology {
     exact: HashMap<SocketAddr, Endpoint>,
     /// Addresses of the exact endpoints (the hosts running ZooKeeper).
     zk_hosts: HashSet<IpAddr>,
+    /// The server id on each host, from endpoints learnt with their id (`None`: the host runs
+    /// several servers, as test ensembles on one machine do).
+    host_sids: HashMap<IpAddr, Option<i64>>,
     ports: HashMap<u16, Endpoint>,
     hosts: HashMap<String, Vec<IpAddr>>,
     resolver: Option<Resolver>,
@@ -105,6 +108,17 @@ impl std::fmt::Debug for Topology {
     }
 }
 
+fn note_host_sid(host_sids: &mut HashMap<IpAddr, Option<i64>>, ip: IpAddr, sid: i64) {
+    host_sids
+        .entry(ip)
+        .and_modify(|known| {
+            if *known != Some(sid) {
+                *known = None;
+            }
+        })
+        .or_insert(Some(sid));
+}
+
 fn literal(host: &str) -> Option<Vec<IpAddr>> {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = h.parse::<IpAddr>() {
@@ -124,6 +138,7 @@ impl Topology {
         Topology {
             exact: HashMap::new(),
             zk_hosts: HashSet::new(),
+            host_sids: HashMap::new(),
             ports: HashMap::new(),
             hosts: HashMap::new(),
             resolver: None,
@@ -187,6 +202,9 @@ impl Topology {
             } else if e.sid.is_none() && sid.is_some() {
                 // Known from its bytes, now named by a configuration.
                 e.sid = sid;
+                if let Some(sid) = sid {
+                    note_host_sid(&mut self.host_sids, addr.ip(), sid);
+                }
                 if let Some(d) = self.learnt.iter_mut().find(|d| d.addr == addr) {
                     d.endpoint.sid = sid;
                 }
@@ -206,8 +224,16 @@ impl Topology {
         let endpoint = Endpoint { proto, sid, source };
         self.exact.insert(addr, endpoint);
         self.zk_hosts.insert(addr.ip());
+        if let Some(sid) = sid {
+            note_host_sid(&mut self.host_sids, addr.ip(), sid);
+        }
         self.note(addr, endpoint);
         true
+    }
+
+    /// The one server id known to run on `ip` (none if unknown or several).
+    pub(crate) fn sid_of_host(&self, ip: IpAddr) -> Option<i64> {
+        self.host_sids.get(&ip).copied().flatten()
     }
 
     /// Whether `ip` runs a known ZooKeeper endpoint (given or learnt with its address).
