@@ -628,6 +628,19 @@ fn txn_type(data: &[u8], at: usize) -> Option<OpCode> {
     Some(OpCode(i32::from_be_bytes([s[0], s[1], s[2], s[3]])))
 }
 
+/// Fills in the server ids of a connection's ends that the traffic has named since: the
+/// acceptor/leader from its endpoint in a configuration; the initiator/learner (known from its
+/// initial message or FOLLOWERINFO unless caught mid-stream) from its host, when the
+/// configuration puts only one server there (real ensembles: one server per host).
+fn name_ends(topo: &Topology, info: &mut ServerConn) {
+    if info.server_sid.is_none() {
+        info.server_sid = topo.sid_of(&info.server, info.proto);
+    }
+    if info.client_sid.is_none() {
+        info.client_sid = topo.sid_of_host(info.client.ip());
+    }
+}
+
 fn on_fle<S: ServerSink>(
     cx: &mut Cx<'_, S>,
     info: &mut ServerConn,
@@ -635,9 +648,6 @@ fn on_fle<S: ServerSink>(
     ts: Timestamp,
     ev: FleEvent<'_>,
 ) {
-    if info.server_sid.is_none() {
-        info.server_sid = cx.topo.sid_of(&info.server, Proto::Fle);
-    }
     let (size, kind) = match ev {
         FleEvent::Initial(m) => {
             cx.stats.fle_initials += 1;
@@ -714,14 +724,7 @@ fn on_fle<S: ServerSink>(
             return;
         }
     };
-    if info.server_sid.is_none() {
-        info.server_sid = cx.topo.sid_of(&info.server, Proto::Fle);
-    }
-    if info.client_sid.is_none() {
-        // Caught without its initial message: the initiator is the server on its host, if
-        // the configuration puts only one there (real ensembles: one server per host).
-        info.client_sid = cx.topo.sid_of_host(info.client.ip());
-    }
+    name_ends(cx.topo, info);
     cx.flush_discoveries(ts);
     cx.sink.fle(&FleMsg {
         ts,
@@ -739,9 +742,6 @@ fn on_zab<S: ServerSink>(
     ts: Timestamp,
     ev: ZabEvent<'_>,
 ) {
-    if info.server_sid.is_none() {
-        info.server_sid = cx.topo.sid_of(&info.server, Proto::Zab);
-    }
     let (size, kind) = match ev {
         ZabEvent::Packet { packet, size } => {
             cx.stats.zab_packets += 1;
@@ -840,14 +840,7 @@ fn on_zab<S: ServerSink>(
             return;
         }
     };
-    if info.server_sid.is_none() {
-        info.server_sid = cx.topo.sid_of(&info.server, Proto::Zab);
-    }
-    if info.client_sid.is_none() {
-        // Caught without its FOLLOWERINFO: the learner is the server on its host, if the
-        // configuration puts only one there.
-        info.client_sid = cx.topo.sid_of_host(info.client.ip());
-    }
+    name_ends(cx.topo, info);
     cx.flush_discoveries(ts);
     cx.sink.zab(&ZabMsg {
         ts,
