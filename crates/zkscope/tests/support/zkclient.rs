@@ -329,22 +329,23 @@ pub fn rust_reconnect_workload(zk_server: &mut ZkServer, prefix: &str) -> Value 
 
     rt.block_on(async {
         // wait until the client has lost the connection and is connected again with the
-        // same session
+        // same session. The state watcher is a watch channel: it keeps only the latest
+        // state, so a disconnect and reconnect that both happened during the restart show
+        // as one change to SyncConnected. Any change since before the restart is the
+        // disconnect; then wait for SyncConnected.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-        let mut saw_disconnect = false;
-        loop {
-            let state = sw.peek_state();
-            if state != zk::SessionState::SyncConnected {
-                saw_disconnect = true;
-            } else if saw_disconnect {
-                break;
-            }
+        let mut changed = false;
+        while !(changed && sw.peek_state() == zk::SessionState::SyncConnected) {
             if tokio::time::timeout_at(deadline, sw.changed())
                 .await
                 .is_err()
             {
-                panic!("client did not reconnect: state {:?}", sw.peek_state());
+                panic!(
+                    "client did not reconnect: state {:?} (changed since restart: {changed})",
+                    sw.peek_state()
+                );
             }
+            changed = true;
         }
         assert_eq!(sid(&c), session, "session changed across reconnect");
         // a request on the reconnected session
