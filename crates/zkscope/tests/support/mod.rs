@@ -1512,6 +1512,8 @@ pub fn use_oracle() -> bool {
 pub struct ZkscopeLive {
     child: Option<Child>,
     stdout: Option<JoinHandle<String>>,
+    /// Bytes of stdout read so far (zkscope flushes after every packet when live).
+    stdout_len: std::sync::Arc<AtomicUsize>,
     stderr: Option<JoinHandle<String>>,
     ready: bool,
 }
@@ -1555,7 +1557,20 @@ impl ZkscopeLive {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = spawn(cmd).unwrap_or_else(|e| panic!("spawn zkscope: {e}"));
-        let stdout = read_to_string_thread(child.stdout.take().unwrap());
+        let stdout_len = std::sync::Arc::new(AtomicUsize::new(0));
+        let out = child.stdout.take().unwrap();
+        let counter = stdout_len.clone();
+        let stdout = thread::spawn(move || {
+            let mut s = String::new();
+            let mut r = BufReader::new(out);
+            let mut buf = Vec::new();
+            while r.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+                s.push_str(&String::from_utf8_lossy(&buf));
+                counter.fetch_add(buf.len(), Ordering::SeqCst);
+                buf.clear();
+            }
+            s
+        });
         let (tx, rx) = mpsc::channel::<String>();
         let err = child.stderr.take().unwrap();
         let stderr = thread::spawn(move || {
@@ -1594,6 +1609,7 @@ impl ZkscopeLive {
         ZkscopeLive {
             child: Some(child),
             stdout: Some(stdout),
+            stdout_len,
             stderr: Some(stderr),
             ready,
         }
@@ -1606,11 +1622,26 @@ impl ZkscopeLive {
             .unwrap_or(false)
     }
 
-    /// Sends SIGINT after a short pause (SIGKILL after 10 s): zkscope then
-    /// reads what the kernel already captured before it ends. Returns stdout
-    /// parsed as JSON lines plus stderr.
+    /// Waits until zkscope's output has not grown for 700 ms (it flushes after every
+    /// packet when live, so a CPU-starved zkscope that is still catching up keeps it
+    /// growing; at most 15 s), then sends SIGINT (SIGKILL after 10 s): zkscope then
+    /// reads what the kernel already captured before it ends. Returns stdout parsed
+    /// as JSON lines plus stderr.
     pub fn stop(mut self) -> LiveOutput {
-        thread::sleep(Duration::from_millis(1000));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut last = self.stdout_len.load(Ordering::SeqCst);
+        let mut since = Instant::now();
+        thread::sleep(Duration::from_millis(300));
+        while Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+            let now = self.stdout_len.load(Ordering::SeqCst);
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() >= Duration::from_millis(700) {
+                break;
+            }
+        }
         let mut child = self.child.take().unwrap();
         let status = terminate(&mut child, libc::SIGINT, Duration::from_secs(10));
         let out = self.stdout.take().unwrap().join().unwrap_or_default();
@@ -1632,15 +1663,6 @@ impl Drop for ZkscopeLive {
             terminate(&mut c, libc::SIGINT, Duration::from_secs(2));
         }
     }
-}
-
-fn read_to_string_thread<R: Read + Send + 'static>(r: R) -> JoinHandle<String> {
-    thread::spawn(move || {
-        let mut s = String::new();
-        let mut r = BufReader::new(r);
-        let _ = r.read_to_string(&mut s);
-        s
-    })
 }
 
 /// Reads a whole file (for pcaps: non-empty check etc.).
