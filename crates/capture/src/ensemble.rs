@@ -355,6 +355,16 @@ pub enum Note<'a> {
         /// The listening side (or the lower port, mid-stream).
         server: SocketAddr,
     },
+    /// A decoded election or quorum connection ended (after its last messages). A learner
+    /// whose quorum connection ends has left its leader (restart, crash, new election).
+    Closed {
+        /// When.
+        ts: Timestamp,
+        /// The connection.
+        conn: &'a ServerConn,
+        /// Why it ended ([`CloseReason::End`]: the input ended, it did not close).
+        reason: CloseReason,
+    },
 }
 
 /// Receives election and quorum messages.
@@ -1342,12 +1352,22 @@ impl<C: ClientSink, S: ServerSink> StreamHandler for EnsembleHandler<C, S> {
                 let FleConn { info, up, down, .. } = &mut *f;
                 up.finish(&mut |ev| on_fle(&mut cx, info, true, ts, ev));
                 down.finish(&mut |ev| on_fle(&mut cx, info, false, ts, ev));
+                self.sink.note(&Note::Closed {
+                    ts,
+                    conn: info,
+                    reason,
+                });
             }
             Inner::Zab(mut z) => {
                 let mut cx = self.cx();
                 let ZabConn { info, up, down, .. } = &mut *z;
                 up.finish(&mut |ev| on_zab(&mut cx, info, false, ts, ev));
                 down.finish(&mut |ev| on_zab(&mut cx, info, true, ts, ev));
+                self.sink.note(&Note::Closed {
+                    ts,
+                    conn: info,
+                    reason,
+                });
             }
             Inner::Pending(p) => {
                 let bytes = p.up.bytes() + p.down.bytes();

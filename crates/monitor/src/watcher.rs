@@ -129,14 +129,25 @@ impl Watcher {
 
     /// (Re-)adds the persistent watches; in `auto` mode falls back to one-shot watches when
     /// the server does not know `addWatch` (before 3.6).
+    ///
+    /// On a reconnect the previous watchers are let go only once the new ones are in place:
+    /// dropping the last local watcher of a path makes zookeeper-client send
+    /// `RemoveWatches(Any)` for it, which also removes a persistent watch on the server (3.8),
+    /// and reaching the server after the new `addWatch` it would silently undo it.
     async fn arm_persistent(&mut self) -> Result<(), SessionOver> {
         if !self.persistent {
             self.shared.update_zk(|z| z.watch_mode = Some("oneshot"));
             return Ok(());
         }
-        for t in self.persistent_tasks.drain(..) {
+        let previous = std::mem::take(&mut self.persistent_tasks);
+        let r = self.add_persistent().await;
+        for t in previous {
             t.abort();
         }
+        r
+    }
+
+    async fn add_persistent(&mut self) -> Result<(), SessionOver> {
         let mut wanted: BTreeSet<(String, bool)> = BTreeSet::new();
         for r in &self.config.rules {
             if r.is_glob() {

@@ -27,8 +27,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 use zkscope_capture::client::{ClientSink, Msg};
-use zkscope_capture::ensemble::{FleKind, FleMsg, Mode, ServerSink, ZabKind, ZabMsg};
+use zkscope_capture::ensemble::{
+    FleKind, FleMsg, Mode, Note, Proto, ServerConn, ServerSink, ZabKind, ZabMsg,
+};
 use zkscope_capture::packet::Timestamp;
+use zkscope_capture::tcp::CloseReason;
 use zkscope_proto::election::{parse_config, ConfigLine, Notification, Role, ServerState, Zxid};
 use zkscope_proto::quorum::PacketType;
 
@@ -225,6 +228,9 @@ pub struct Tracker {
     /// LOOKING notifications that only repeat a settled server's last LOOKING vote: a new
     /// election connection starts with the last message sent to that peer (left out).
     pub resent: u64,
+    /// Open quorum connections seen (connection id → leader's server id): a leader whose
+    /// last one closes has left its followers.
+    quorum_open: BTreeMap<u64, Option<i64>>,
     /// Rounds already printed (live text output).
     printed: usize,
     live_text: Option<(TimeFormat, BufWriter<io::Stdout>)>,
@@ -347,6 +353,29 @@ impl Tracker {
             r.check_agreement(ts);
             if r.all_settled() {
                 self.close_current();
+            }
+        }
+    }
+
+    /// A quorum connection ended. Its learner has left the leader (it restarted, crashed, or
+    /// looks for a new one), and so has a leader with no learner left: their next LOOKING
+    /// vote is a new election even when it repeats their last one. (A restarted observer,
+    /// or a participant restarted with no write since, sends the very same initial vote.)
+    fn quorum_closed(&mut self, conn: &ServerConn, reason: CloseReason) {
+        let open = self.quorum_open.remove(&conn.id).is_some();
+        if !open || matches!(reason, CloseReason::End | CloseReason::Evicted) {
+            return;
+        }
+        let mut left = Vec::with_capacity(2);
+        left.extend(conn.client_sid);
+        if let Some(leader) = conn.server_sid {
+            if !self.quorum_open.values().any(|&l| l == Some(leader)) {
+                left.push(leader);
+            }
+        }
+        for sid in left {
+            if let Some(known) = self.servers.get_mut(&sid) {
+                known.0 = false;
             }
         }
     }
@@ -485,7 +514,16 @@ impl ServerSink for Tracker {
     }
 
     fn zab(&mut self, m: &ZabMsg<'_>) {
+        self.quorum_open.insert(m.conn.id, m.conn.server_sid);
         Tracker::zab(self, m);
+    }
+
+    fn note(&mut self, n: &Note<'_>) {
+        if let Note::Closed { conn, reason, .. } = n {
+            if conn.proto == Proto::Zab {
+                self.quorum_closed(conn, *reason);
+            }
+        }
     }
 }
 
@@ -850,6 +888,50 @@ mod tests {
         assert_eq!(t.rounds[0].agreed.map(|a| a.0), Some(Timestamp(2_000_000)));
         assert!(t.rounds.iter().all(|r| r.all_settled()));
         assert_eq!(t.resent, 1);
+    }
+
+    /// A server restarted with no write since sends the very vote it sent at its last start:
+    /// not a resend once its quorum connection has closed.
+    #[test]
+    fn a_restart_repeating_its_vote_is_a_round() {
+        use ServerState as S;
+        let conn = |id, learner| ServerConn {
+            id,
+            proto: Proto::Zab,
+            client: "127.0.0.1:40000".parse().unwrap(),
+            server: "127.0.0.1:2888".parse().unwrap(),
+            client_sid: Some(learner),
+            server_sid: Some(2),
+            observer: false,
+        };
+        let mut t = Tracker::default();
+        feed(&mut t, 0, 1, vote(S::LOOKING, 2, 1));
+        feed(&mut t, 1, 2, vote(S::LOOKING, 2, 1));
+        feed(&mut t, 2, 2, vote(S::LEADING, 2, 1));
+        feed(&mut t, 3, 1, vote(S::FOLLOWING, 2, 1));
+        feed(&mut t, 50, 3, vote(S::LOOKING, 3, 1));
+        feed(&mut t, 51, 2, vote(S::LEADING, 2, 1));
+        feed(&mut t, 52, 3, vote(S::FOLLOWING, 2, 1));
+        t.quorum_open.insert(10, Some(2));
+        t.quorum_open.insert(11, Some(2));
+        // 3 restarts: its quorum connection closes; 1 resends its last LOOKING vote to it
+        // on their new election connection; 3 votes as at its first start.
+        t.quorum_closed(&conn(11, 3), CloseReason::Fin);
+        feed(&mut t, 99, 1, vote(S::LOOKING, 2, 1));
+        feed(&mut t, 100, 3, vote(S::LOOKING, 3, 1));
+        feed(&mut t, 101, 2, vote(S::LEADING, 2, 1));
+        feed(&mut t, 102, 3, vote(S::FOLLOWING, 2, 1));
+        // the end of the input closes nothing
+        t.quorum_open.insert(12, Some(2));
+        t.quorum_closed(&conn(12, 3), CloseReason::End);
+        feed(&mut t, 200, 3, vote(S::LOOKING, 3, 1));
+        t.close_current();
+        let kinds: Vec<_> = t.rounds.iter().map(|r| r.kind()).collect();
+        assert_eq!(kinds, ["election", "rejoin", "rejoin"]);
+        assert_eq!(t.rounds[2].looking.iter().copied().collect::<Vec<_>>(), [3]);
+        assert_eq!(t.resent, 2);
+        // 2 still leads 1 (connection 10): it has not left.
+        assert!(t.servers.get(&2).is_some_and(|k| k.0));
     }
 
     #[test]

@@ -419,6 +419,7 @@ impl<W: Write> ServerPrinter<W> {
                      (sslQuorum? --fle-port/--zab-port): not decodable"
                 );
             }
+            Note::Closed { .. } => return,
         }
         self.end_line();
     }
@@ -662,6 +663,8 @@ impl Serialize for NoteLine<'_, '_> {
                 m.serialize_entry("conn", id)?;
                 m.serialize_entry("encrypted", &true)?;
             }
+            // not printed (filtered in `note`)
+            Note::Closed { .. } => {}
         }
         m.end()
     }
@@ -683,7 +686,13 @@ impl<W: Write> ServerSink for ServerPrinter<W> {
     }
 
     fn note(&mut self, n: &Note<'_>) {
-        if matches!(n, Note::Discovered { .. }) && !self.opts.discoveries {
+        // Connection ends are for the election tracker, not printed.
+        let quiet = match n {
+            Note::Discovered { .. } => !self.opts.discoveries,
+            Note::Closed { .. } => true,
+            Note::Tls { .. } | Note::TlsUnidentified { .. } => false,
+        };
+        if quiet {
             return;
         }
         match self.opts.format {

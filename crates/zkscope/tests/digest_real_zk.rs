@@ -18,8 +18,11 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 host, port = sys.argv[1], sys.argv[2]
-zk = KazooClient(hosts="%s:%s" % (host, port))
-zk.start(timeout=30)
+# kazoo drops a connection whose ping is not answered within about a third of the session
+# timeout (10 s by default), and a loaded machine can hold replies behind a slow fsync: the
+# reconnection would make a second connect and fail the request in flight.
+zk = KazooClient(hosts="%s:%s" % (host, port), timeout=30)
+zk.start(timeout=60)
 zk.create("/dg", b"")
 zk.create("/dg/read", b"r" * 100)
 zk.create("/dg/write", b"")

@@ -39,6 +39,18 @@ fn modes(ens: &ZkEnsemble) -> BTreeMap<u32, String> {
         .collect()
 }
 
+/// Waits until member `id`'s `srvr` says `mode` (a learner says so once it has its UPTODATE).
+fn wait_mode(ens: &ZkEnsemble, id: u32, mode: &str) {
+    let ok = wait_for(Duration::from_secs(60), || {
+        (ens.server(id).mode().as_deref() == Some(mode)).then_some(())
+    });
+    assert!(
+        ok.is_some(),
+        "member {id} is not {mode}\n{}",
+        ens.server(id).log_tail(20)
+    );
+}
+
 fn leader_of(m: &BTreeMap<u32, String>) -> Option<i64> {
     m.iter()
         .find(|(_, mode)| mode.as_str() == "leader")
@@ -76,7 +88,9 @@ fn live_ensemble_failover() {
         ],
     );
     assert!(cli.status.success(), "{}", cli.stderr);
-    std::thread::sleep(Duration::from_millis(500));
+    // The client had its replies from its follower: the other follower's last COMMIT may still
+    // sit in the leader's send queue, which the SIGKILL below would drop.
+    ens.wait_synced(follower, Duration::from_secs(60));
 
     // Phase 2: SIGKILL the leader; the survivors elect another.
     let t_kill = now();
@@ -85,16 +99,19 @@ fn live_ensemble_failover() {
         ens.leader_id().filter(|&l| l != first)
     })
     .expect("no new leader after the kill");
+    // The leader serves before its follower has its UPTODATE: wait for that too, so the
+    // failover round is over (UPTODATE captured) before the old leader comes back.
+    let survivor = (1..=3).find(|&id| id != first && id != second).unwrap_or(1);
+    wait_mode(&ens, survivor, "follower");
     let modes2 = modes(&ens);
 
-    // Phase 3: the old leader restarts and finds the new one.
-    std::thread::sleep(Duration::from_millis(500));
+    // Phase 3: the old leader restarts and finds the new one (it serves once it has its
+    // UPTODATE: the rejoin round is complete in the capture).
     let t_restart = now();
     ens.start_member(first);
     let modes3 = modes(&ens);
     assert_eq!(modes3.get(&first).map(String::as_str), Some("follower"));
     assert_eq!(leader_of(&modes3), Some(i64::from(second)), "{modes3:?}");
-    std::thread::sleep(Duration::from_secs(2));
 
     let out = live.stop();
     let story_out = live_story.stop();

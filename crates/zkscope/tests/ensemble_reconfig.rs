@@ -36,7 +36,7 @@ fn reconfig_remove_and_add() {
     let addr = ens.server(leader).addr();
     let removed = java_cli(&addr, &[&format!("reconfig -remove {f}")]);
     assert!(removed.status.success(), "{}", removed.stderr);
-    std::thread::sleep(Duration::from_secs(1));
+    ens.wait_synced(leader, Duration::from_secs(60));
     let added = java_cli(
         &addr,
         &[&format!(
@@ -44,7 +44,7 @@ fn reconfig_remove_and_add() {
         )],
     );
     assert!(added.status.success(), "{}", added.stderr);
-    std::thread::sleep(Duration::from_secs(2));
+    ens.wait_synced(leader, Duration::from_secs(60));
     let out = live.stop();
 
     let zab_ports: BTreeSet<u16> = ens.servers.iter().filter_map(|s| s.quorum_port()).collect();

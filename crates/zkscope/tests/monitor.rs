@@ -99,10 +99,11 @@ fn unreachable_zookeeper_is_retried_and_reported() {
     fs::write(&cfg, "/present: {exists: true}\n").unwrap();
     let port = free_port();
     let zk_addr = format!("127.0.0.1:{port}");
-    // zk_monitor's --syslog FACILITY: RFC 3164 datagrams (local0 + info = <134>)
+    // zk_monitor's --syslog FACILITY: RFC 3164 datagrams (local0 + info = <134>); the first
+    // is sent when the agent listens (a debug binary on a loaded machine may take a while)
     let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     syslog
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let syslog_addr = syslog.local_addr().unwrap().to_string();
     let agent = Agent::start(
@@ -152,19 +153,19 @@ fn unreachable_zookeeper_is_retried_and_reported() {
 
     let _zk = ZkServer::standalone(ZkOpts::new().client_port(port));
     agent.wait_healthy(Duration::from_secs(30));
+    // (the 4 s session may be renewed on a loaded machine: the gauge is read until it says so)
     eventually(
         Duration::from_secs(30),
-        "/present checked",
+        "/present checked, connected in /metrics",
         &[&agent],
         || {
             agent.status().is_some_and(|s| {
                 s["monitor"]["compliance"]["/present"]["message"] == "node does not exist"
-            })
+            }) && agent
+                .metrics()
+                .contains("zkscope_monitor_zookeeper_connected 1")
         },
     );
-    assert!(agent
-        .metrics()
-        .contains("zkscope_monitor_zookeeper_connected 1"));
 }
 
 fn by_path<'a>(hits: &'a [Hit], path: &str) -> Vec<&'a Hit> {
@@ -264,11 +265,14 @@ routes:
     .unwrap();
     mkdirs(&zk.addr(), &["/svc"]);
     hook.fail_next("/webhook", 1);
+    // nothing here needs a short session; a spurious expiry on a loaded machine would make the
+    // agent's next session re-send what was in flight (delivery is at least once), and every
+    // count below is exact
     let agent = Agent::start_env(
         "e2e",
         &cfg,
         &zk.addr(),
-        &["--session-timeout", "6s"],
+        &["--session-timeout", "20s"],
         &[("ZKSCOPE_TEST_SMTP_PASS", "s3cret")],
     );
     agent.wait_healthy(Duration::from_secs(30));
@@ -458,15 +462,8 @@ routes:
         t,
         "the resolved incident's record removed",
         &[&agent],
-        || zk_children(&zk.addr(), "/zk_monitor/zkmonitor/incidents").is_empty(),
+        || children(&zk.addr(), "/zk_monitor/zkmonitor/incidents").is_some_and(|c| c.is_empty()),
     );
-}
-
-fn zk_children(connect: &str, path: &str) -> Vec<String> {
-    let p = path.to_string();
-    monitor_support::zk(connect, |c| async move {
-        c.list_children(&p).await.unwrap_or_default()
-    })
 }
 
 /// `--zookeeper-user/--zookeeper-pass` are used (zk_monitor parsed and ignored them): a node
@@ -600,7 +597,9 @@ fn oneshot_watches_globs_chroot_and_session_expiry() {
     )
     .unwrap();
     let connect = format!("{}/chroot", zk.addr());
-    let agent = Agent::start("expiry", &cfg, &connect, &["--session-timeout", "4s"]);
+    // the session must outlive every stall of a loaded machine until the test stops the agent
+    // on purpose (a spurious expiry would be one session too many)
+    let agent = Agent::start("expiry", &cfg, &connect, &["--session-timeout", "10s"]);
     agent.wait_healthy(Duration::from_secs(30));
     let hits_for = |p: &str| kinds(&by_path(&hook.hits("/webhook"), p));
     eventually(
@@ -629,14 +628,32 @@ fn oneshot_watches_globs_chroot_and_session_expiry() {
         || hits_for("/svc/x/members") == ["firing", "resolved"],
     );
 
-    // stop the agent past its session timeout: the session expires
-    let agents = zk_children(&zk.addr(), "/chroot/zk_monitor/zkmonitor/agents");
-    assert_eq!(agents.len(), 1, "{agents:?}");
+    // stop the agent past its session timeout: the session expires. Not before the agent has
+    // recorded in ZooKeeper that its notifications were delivered: delivery is at least once,
+    // the next leader (the agent's next session) re-sends what is still in an outbox (the hook
+    // got the resolve a moment before the agent hears back and writes it down).
+    let agents_dir = "/chroot/zk_monitor/zkmonitor/agents";
+    eventually(
+        Duration::from_secs(30),
+        "the agent's node, its deliveries recorded",
+        &[&agent],
+        || {
+            children(&zk.addr(), agents_dir).is_some_and(|a| a == ["expiry"])
+                && incidents_settled(
+                    &zk.addr(),
+                    "/chroot/zk_monitor/zkmonitor/incidents",
+                    &["/svc/single"],
+                )
+        },
+    );
+    let sessions = metric(&agent.metrics(), "zkscope_monitor_zookeeper_sessions_total")
+        .expect("sessions_total");
     agent.signal("STOP");
-    // the server expires the session (its ephemeral agent node goes): only then resume
+    // the server expires the session (its ephemeral agent node goes): only then resume (an
+    // unreadable list is not an empty one)
     let expired = support::wait_for(Duration::from_secs(60), || {
-        zk_children(&zk.addr(), "/chroot/zk_monitor/zkmonitor/agents")
-            .is_empty()
+        children(&zk.addr(), agents_dir)
+            .is_some_and(|a| a.is_empty())
             .then_some(())
     });
     agent.signal("CONT");
@@ -653,7 +670,7 @@ fn oneshot_watches_globs_chroot_and_session_expiry() {
     });
     assert_eq!(
         metric(&agent.metrics(), "zkscope_monitor_zookeeper_sessions_total"),
-        Some(2.0)
+        Some(sessions + 1.0)
     );
     std::thread::sleep(Duration::from_secs(2));
     // the firing incident was carried on, not re-alerted
@@ -671,7 +688,8 @@ fn oneshot_watches_globs_chroot_and_session_expiry() {
     assert_eq!(hits_for("/svc/single"), ["firing", "resolved"]);
     assert_eq!(hits_for("/svc/x/members"), ["firing", "resolved"]);
     // the cluster's nodes live under the chroot
-    assert!(zk_children(&zk.addr(), "/chroot/zk_monitor/zkmonitor").contains(&"agents".to_string()));
+    assert!(children(&zk.addr(), "/chroot/zk_monitor/zkmonitor")
+        .is_some_and(|c| c.contains(&"agents".to_string())));
 }
 
 /// `--zookeeper-tls`: the agent reaches ZooKeeper on its secureClientPort (Netty, PEM
@@ -761,7 +779,7 @@ fn repeat_reminders_and_flap_damping() {
         format!(
             "defaults: {{alerter: {{webhook: \"{}\"}}}}\n\
              /rep: {{children: 1, repeat_interval: 2s}}\n\
-             /flap: {{exists: true, cancel_timeout: 5s, flap: {{window: 20s, threshold: 4}}}}\n",
+             /flap: {{exists: true, cancel_timeout: 10s, flap: {{window: 20s, threshold: 4}}}}\n",
             hook.url("/webhook")
         ),
     )
@@ -775,12 +793,16 @@ fn repeat_reminders_and_flap_damping() {
             .collect::<Vec<_>>()
     };
 
-    // /rep has no child: it fires, then reminds every 2 s
+    // /rep has no child: it fires, then reminds every 2 s (a loaded test may look only after
+    // a third reminder: "at least two")
     eventually(
         Duration::from_secs(30),
         "/rep fired and reminded twice",
         &[&agent],
-        || kinds(&hits_for("/rep").iter().collect::<Vec<_>>()) == ["firing", "repeat", "repeat"],
+        || {
+            let k = kinds(&hits_for("/rep").iter().collect::<Vec<_>>());
+            k.len() >= 3 && k[0] == "firing" && k[1..].iter().all(|x| x == "repeat")
+        },
     );
     mkdirs(&zk.addr(), &["/rep/c"]);
     eventually(Duration::from_secs(30), "/rep resolved", &[&agent], || {
@@ -798,8 +820,10 @@ fn repeat_reminders_and_flap_damping() {
         .collect();
     assert_eq!(ids.len(), 1, "one incident: {rep:?}");
 
-    // /flap: each missing spell (about a second) is shorter than cancel_timeout (5 s); the
-    // agent is made to see every change before the next
+    // /flap: each missing spell (about a second; a few on a loaded machine) is much shorter
+    // than cancel_timeout (10 s): were the first one longer, the incident would fire and then
+    // be resolved by the first good spell (not flapping yet), and fire again. The agent is
+    // made to see every change before the next.
     let seen = |ok: bool| {
         eventually(
             Duration::from_secs(30),
@@ -812,6 +836,7 @@ fn repeat_reminders_and_flap_damping() {
             },
         )
     };
+    let flap_start = std::time::Instant::now();
     for _ in 0..4 {
         delete(&zk.addr(), "/flap");
         seen(false);
@@ -826,12 +851,15 @@ fn repeat_reminders_and_flap_damping() {
     mkdirs(&zk.addr(), &["/flap"]);
     seen(true);
     let stable_since = std::time::Instant::now();
-    // damped: the pending incident was not cancelled by the good spells, so it fires (at
-    // cancel_timeout after the first violation), while the node is in spec again
+    eprintln!("5 flap cycles took {:?}", flap_start.elapsed());
+    // damped: the pending incident (opened by the second violation: the first good spell came
+    // before the 4th change and cancelled the first) was not cancelled by the good spells, so
+    // it fires at cancel_timeout after that violation, while the node is in spec again
     eventually(Duration::from_secs(30), "/flap fired", &[&agent], || {
         !hits_for("/flap").is_empty()
     });
-    // in spec, but still flapping: it stays firing (the changes age out about 15 s later)
+    // in spec, but still flapping: it stays firing (until the 4th-last change ages out of the
+    // 20 s window, about 15 s after the last change)
     let st = agent.status().unwrap();
     assert_eq!(
         st["monitor"]["compliance"]["/flap"]["flapping"], true,
@@ -858,5 +886,67 @@ fn repeat_reminders_and_flap_damping() {
     assert!(
         waited >= Duration::from_secs(3),
         "resolved while still flapping ({waited:?} after the last change)"
+    );
+}
+
+/// A ZooKeeper restart within the session timeout: the agent reconnects with the same session
+/// and re-adds its persistent watches (zookeeper-client 0.11 does not re-register them);
+/// changes afterwards are seen through those watches (the periodic re-check is 10 minutes
+/// away, it cannot be what sees them).
+#[test]
+fn persistent_watches_survive_a_reconnect() {
+    let mut zk = ZkServer::standalone(ZkOpts::new());
+    mkdirs(&zk.addr(), &["/w"]);
+    let dir = TempDir::new("m-reconnect");
+    let cfg = dir.join("m.yaml");
+    fs::write(
+        &cfg,
+        "monitor: {check_interval: 10m}\n/w: {children: 1}\n/x: {exists: true}\n",
+    )
+    .unwrap();
+    // a session that outlives a restart of the JVM on a loaded machine
+    let agent = Agent::start("reconnect", &cfg, &zk.addr(), &["--session-timeout", "30s"]);
+    agent.wait_healthy(Duration::from_secs(30));
+    let checked = |s: &Value, p: &str| s["monitor"]["compliance"][p]["checked_at"].clone();
+    let mut before = Value::Null;
+    eventually(
+        Duration::from_secs(30),
+        "/w and /x checked",
+        &[&agent],
+        || {
+            agent.status().is_some_and(|s| {
+                before = checked(&s, "/w");
+                s["zookeeper"]["watch_mode"] == "persistent"
+                    && s["monitor"]["compliance"]["/w"]["state"] == "Error"
+                    && s["monitor"]["compliance"]["/x"]["state"] == "Error"
+            })
+        },
+    );
+    let session = agent.status().unwrap()["zookeeper"]["session_id"].clone();
+    zk.restart();
+    // the full re-check after the reconnect comes after the watches were added again
+    eventually(
+        Duration::from_secs(60),
+        "reconnected and re-checked",
+        &[&agent],
+        || {
+            agent
+                .status()
+                .is_some_and(|s| s["zookeeper"]["connected"] == true && checked(&s, "/w") != before)
+        },
+    );
+    let same = agent.status().unwrap()["zookeeper"]["session_id"] == session;
+    eprintln!("same session after the restart: {same}");
+    mkdirs(&zk.addr(), &["/w/c", "/x"]);
+    eventually(
+        Duration::from_secs(30),
+        "/w and /x seen in spec through their watches",
+        &[&agent],
+        || {
+            agent.status().is_some_and(|s| {
+                s["monitor"]["compliance"]["/w"]["state"] == "OK"
+                    && s["monitor"]["compliance"]["/x"]["state"] == "OK"
+            })
+        },
     );
 }

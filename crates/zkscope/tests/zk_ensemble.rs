@@ -11,16 +11,15 @@ use support::*;
 #[test]
 fn ensemble_of_three_elects_and_recovers() {
     let mut ens = ZkEnsemble::start(3, ZkOpts::new().standalone_enabled(false));
-    let leader = ens.wait_leader(Duration::from_secs(30));
-    let modes: Vec<Option<String>> = ens.servers.iter().map(|s| s.mode()).collect();
-    assert_eq!(
-        modes
-            .iter()
-            .filter(|m| m.as_deref() == Some("follower"))
-            .count(),
-        2,
-        "modes: {modes:?}"
-    );
+    let leader = ens.wait_leader(Duration::from_secs(60));
+    // One leader and two followers (polled: one `srvr` can time out on a loaded machine).
+    let mut modes: Vec<Option<String>> = Vec::new();
+    let formed = wait_for(Duration::from_secs(60), || {
+        modes = ens.servers.iter().map(|s| s.mode()).collect();
+        let count = |m: &str| modes.iter().filter(|x| x.as_deref() == Some(m)).count();
+        (count("leader") == 1 && count("follower") == 2).then_some(())
+    });
+    assert!(formed.is_some(), "modes: {modes:?}");
     let follower = (1..=3).find(|&id| id != leader).unwrap();
     let port = ens.server(follower).client_port();
     let all_ports = ens.client_ports();
@@ -43,7 +42,7 @@ fn ensemble_of_three_elects_and_recovers() {
     .expect("no new leader after killing the old one");
     assert_ne!(new_leader, leader);
     ens.start_member(leader);
-    let rejoined = wait_for(Duration::from_secs(30), || {
+    let rejoined = wait_for(Duration::from_secs(60), || {
         ens.server(leader).mode().filter(|m| m == "follower")
     });
     assert!(rejoined.is_some(), "old leader did not rejoin as follower");

@@ -19,6 +19,7 @@ struct Rec {
     client: Vec<String>,
     /// TLS notes: connection id, protocol (None: unidentified), server port.
     tls: Vec<(u64, Option<Proto>, u16)>,
+    closed: Vec<(Proto, CloseReason)>,
 }
 
 impl ServerSink for Rec {
@@ -55,6 +56,7 @@ impl ServerSink for Rec {
                     .push((conn.id, Some(conn.proto), conn.server.port()))
             }
             Note::TlsUnidentified { id, server, .. } => self.tls.push((*id, None, server.port())),
+            Note::Closed { conn, reason, .. } => self.closed.push((conn.proto, *reason)),
         }
     }
 }
@@ -134,6 +136,24 @@ fn omni_auto_without_ports() {
     // Every notification's sender is known (initial messages and the config name them).
     assert!(rec.fle.iter().all(|f| f.1.is_some()), "{:?}", rec.fle);
     assert!(clients >= 8, "{:?}", rec.client);
+    // Every election/quorum connection's end is noted once: two election connections were
+    // reset in the capture, the others were still open when it ended.
+    let ends = counts(rec.closed.iter().map(|(p, r)| match (p, r) {
+        (Proto::Fle, CloseReason::Rst) => "fle rst",
+        (Proto::Fle, CloseReason::End) => "fle end",
+        (Proto::Zab, CloseReason::End) => "zab end",
+        _ => "other",
+    }));
+    assert_eq!(
+        ends,
+        [("fle rst", 2), ("fle end", 3), ("zab end", 2)]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(
+        rec.closed.len() as u64,
+        stats.fle_connections + stats.zab_connections
+    );
     assert_eq!(stats.fle_undecodable + stats.zab_undecodable, 0);
     assert_eq!(stats.zab_skipped_bytes + stats.fle_skipped_bytes, 0);
     // The config names all nine endpoints (localhost = 127.0.0.1 and ::1).

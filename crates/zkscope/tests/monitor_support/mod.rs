@@ -597,7 +597,12 @@ impl Drop for Agent {
 
 // ------------------------------------------------------------------ ZooKeeper
 
-/// Runs `f` with a fresh `zookeeper-client` session on `connect`.
+/// How long the test's own ZooKeeper writes keep trying: an ensemble may be electing a leader
+/// (a member was just stopped), a loaded JVM may be slow to take a session.
+const ZK_BUDGET: Duration = Duration::from_secs(60);
+
+/// Runs `f` with a fresh `zookeeper-client` session on `connect` (connecting for up to
+/// [`ZK_BUDGET`]).
 pub fn zk<T, F, Fut>(connect: &str, f: F) -> T
 where
     F: FnOnce(zookeeper_client::Client) -> Fut,
@@ -608,13 +613,52 @@ where
         .build()
         .expect("tokio runtime");
     rt.block_on(async {
-        let c = zookeeper_client::Client::connector()
-            .with_session_timeout(Duration::from_secs(10))
-            .connect(connect)
-            .await
-            .expect("test client connect");
+        let deadline = Instant::now() + ZK_BUDGET;
+        let c = loop {
+            match zookeeper_client::Client::connector()
+                .with_session_timeout(Duration::from_secs(10))
+                .connect(connect)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("[monitor_support] connecting to {connect}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("test client cannot connect to {connect}: {e}"),
+            }
+        };
         f(c).await
     })
+}
+
+/// Errors after which an idempotent write is simply tried again (new session).
+fn transient(e: &zookeeper_client::Error) -> bool {
+    use zookeeper_client::Error as E;
+    matches!(
+        e,
+        E::ConnectionLoss | E::Timeout | E::SessionExpired | E::ClientClosed
+    )
+}
+
+/// Runs the idempotent `op` in a fresh session until it succeeds, retrying transient errors
+/// for up to [`ZK_BUDGET`].
+fn zk_retrying<F, Fut>(connect: &str, what: &str, op: F)
+where
+    F: Fn(zookeeper_client::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<(), zookeeper_client::Error>>,
+{
+    let deadline = Instant::now() + ZK_BUDGET;
+    loop {
+        match zk(connect, &op) {
+            Ok(()) => return,
+            Err(e) if transient(&e) && Instant::now() < deadline => {
+                eprintln!("[monitor_support] {what}: {e}; retrying");
+                thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
 }
 
 pub fn persistent() -> zookeeper_client::CreateOptions<'static> {
@@ -624,20 +668,81 @@ pub fn persistent() -> zookeeper_client::CreateOptions<'static> {
 /// mkdir -p
 pub fn mkdirs(connect: &str, paths: &[&str]) {
     let paths: Vec<String> = paths.iter().map(|s| s.to_string()).collect();
-    zk(connect, |c| async move {
-        for p in paths {
-            c.mkdir(&p, &persistent()).await.expect("mkdir");
+    zk_retrying(connect, &format!("mkdir {paths:?}"), |c| {
+        let paths = paths.clone();
+        async move {
+            for p in paths {
+                c.mkdir(&p, &persistent()).await?;
+            }
+            Ok(())
         }
     })
 }
 
+/// Deletes `path` if it exists.
 pub fn delete(connect: &str, path: &str) {
     let p = path.to_string();
-    zk(connect, |c| async move {
-        match c.delete(&p, None).await {
-            Ok(()) | Err(zookeeper_client::Error::NoNode) => {}
-            Err(e) => panic!("delete {p}: {e}"),
+    zk_retrying(connect, &format!("delete {p}"), |c| {
+        let p = p.clone();
+        async move {
+            match c.delete(&p, None).await {
+                Ok(()) | Err(zookeeper_client::Error::NoNode) => Ok(()),
+                Err(e) => Err(e),
+            }
         }
+    })
+}
+
+/// The children of `path` (empty when it does not exist); None when it cannot be read now.
+pub fn children(connect: &str, path: &str) -> Option<Vec<String>> {
+    let p = path.to_string();
+    zk(connect, |c| async move {
+        match c.list_children(&p).await {
+            Ok(v) => Some(v),
+            Err(zookeeper_client::Error::NoNode) => Some(Vec::new()),
+            Err(_) => None,
+        }
+    })
+}
+
+/// The incident records under `dir` (`<prefix>/<cluster>/incidents`) as (node name, JSON);
+/// None when they cannot be read now.
+pub fn incident_records(connect: &str, dir: &str) -> Option<Vec<(String, Value)>> {
+    let d = dir.to_string();
+    zk(connect, |c| async move {
+        let names = match c.list_children(&d).await {
+            Ok(n) => n,
+            Err(zookeeper_client::Error::NoNode) => return Some(Vec::new()),
+            Err(_) => return None,
+        };
+        let mut out = Vec::new();
+        for n in names {
+            match c.get_data(&format!("{d}/{n}")).await {
+                Ok((data, _)) => out.push((n, serde_json::from_slice(&data).ok()?)),
+                Err(zookeeper_client::Error::NoNode) => {}
+                Err(_) => return None,
+            }
+        }
+        Some(out)
+    })
+}
+
+/// True when every notification recorded under `dir` has been confirmed by its targets
+/// (empty outboxes), so that a new leader has nothing to re-send, and the records left are
+/// exactly those of `paths`.
+pub fn incidents_settled(connect: &str, dir: &str, paths: &[&str]) -> bool {
+    incident_records(connect, dir).is_some_and(|recs| {
+        let mut left: Vec<&str> = recs
+            .iter()
+            .filter_map(|(_, r)| r["path"].as_str())
+            .collect();
+        left.sort_unstable();
+        let mut want = paths.to_vec();
+        want.sort_unstable();
+        left == want
+            && recs
+                .iter()
+                .all(|(_, r)| r["outbox"].as_array().is_some_and(|o| o.is_empty()))
     })
 }
 

@@ -359,7 +359,7 @@ pub fn four_letter(addr: &str, cmd: &str) -> io::Result<String> {
         .next()
         .ok_or_else(|| io::Error::other("no address"))?;
     let mut s = TcpStream::connect_timeout(&sa, Duration::from_millis(1000))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
     s.write_all(cmd.as_bytes())?;
     let _ = s.shutdown(Shutdown::Write);
     let mut out = String::new();
@@ -693,6 +693,13 @@ impl ZkServer {
         four_letter(&self.addr(), cmd)
     }
 
+    /// The last transaction it applied (`srvr`'s "Zxid:"), while it serves.
+    pub fn zxid(&self) -> Option<u64> {
+        let reply = self.four_letter("srvr").ok()?;
+        let hex = reply.lines().find_map(|l| l.strip_prefix("Zxid: 0x"))?;
+        u64::from_str_radix(hex.trim(), 16).ok()
+    }
+
     /// "standalone" / "leader" / "follower" / … from `srvr`, if it serves.
     pub fn mode(&self) -> Option<String> {
         let r = self.four_letter("srvr").ok()?;
@@ -922,6 +929,27 @@ impl ZkEnsemble {
     }
 
     /// Server by myid (1-based).
+    /// Waits until every member has applied everything member `via` had applied when
+    /// called (`srvr`'s "Zxid:" only grows). A learner applies a transaction when its COMMIT
+    /// (an observer: INFORM; a reconfig: COMMITANDACTIVATE) arrives, so after a client's
+    /// writes through `via` every member has had them: they are in the capture, none left
+    /// in the leader's send queues (the client's server answered after its own copy only).
+    pub fn wait_synced(&self, via: u32, timeout: Duration) {
+        let target = wait_for(timeout, || self.server(via).zxid())
+            .unwrap_or_else(|| panic!("member {via} does not serve"));
+        let mut last = Vec::new();
+        let ok = wait_for(timeout, || {
+            last = self.servers.iter().map(ZkServer::zxid).collect::<Vec<_>>();
+            last.iter()
+                .all(|z| z.is_some_and(|z| z >= target))
+                .then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "members behind member {via} (zxid {target:#x}): {last:x?}"
+        );
+    }
+
     pub fn server(&self, id: u32) -> &ZkServer {
         &self.servers[(id - 1) as usize]
     }
@@ -1279,6 +1307,8 @@ pub struct Tcpdump {
     child: Option<Child>,
     path: PathBuf,
     stderr: Option<JoinHandle<String>>,
+    /// UDP port of the end-of-capture marker (see [`Tcpdump::start`]).
+    marker_port: Option<u16>,
 }
 
 impl Tcpdump {
@@ -1287,10 +1317,25 @@ impl Tcpdump {
     /// A big kernel buffer (-B, KiB) and immediate mode are needed: large
     /// znodes on lo (64 KiB frames) otherwise overflow the default 2 MiB
     /// ring and tcpdump reports "packets dropped by kernel".
+    ///
+    /// On `lo` the filter also takes UDP datagrams to one free port: `stop` sends a
+    /// random marker there and waits until it is in the file, so that everything sent
+    /// before the stop is in the file too, however far behind tcpdump was (it does not
+    /// drain the kernel buffer on SIGINT). Decoders count the datagram as "not TCP".
     pub fn start(iface: &str, filter: &str, path: impl AsRef<Path>) -> Tcpdump {
-        Self::start_with(iface, filter, path, &[])
+        if iface == "lo" {
+            let port = free_port();
+            let f = format!("({filter}) or (udp and dst port {port})");
+            let mut t = Self::start_with(iface, &f, path, &[]);
+            t.marker_port = Some(port);
+            t
+        } else {
+            Self::start_with(iface, filter, path, &[])
+        }
     }
 
+    /// Like [`Tcpdump::start`] with extra tcpdump arguments and no end marker (shipped
+    /// fixtures are recorded with it).
     pub fn start_with(
         iface: &str,
         filter: &str,
@@ -1328,7 +1373,7 @@ impl Tcpdump {
             }
             all
         });
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
         let mut seen = String::new();
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
@@ -1348,7 +1393,7 @@ impl Tcpdump {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("tcpdump not listening after 15 s:\n{seen}");
+                panic!("tcpdump not listening after 30 s:\n{seen}");
             }
         }
         thread::sleep(Duration::from_millis(100));
@@ -1356,6 +1401,7 @@ impl Tcpdump {
             child: Some(child),
             path,
             stderr: Some(h),
+            marker_port: None,
         }
     }
 
@@ -1373,6 +1419,9 @@ impl Tcpdump {
         // -U writes every packet as it comes: a second without growth means tcpdump has
         // caught up (a CPU-starved tcpdump can pause longer than a few hundred ms)
         settle_file(&self.path, Duration::from_secs(1), Duration::from_secs(20));
+        if let Some(port) = self.marker_port {
+            wait_for_marker(&self.path, port);
+        }
         let mut child = self.child.take().unwrap();
         terminate(&mut child, libc::SIGINT, Duration::from_secs(10));
         let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
@@ -1399,6 +1448,36 @@ impl Drop for Tcpdump {
             terminate(&mut c, libc::SIGINT, Duration::from_secs(2));
         }
     }
+}
+
+/// Sends a random marker in a UDP datagram to 127.0.0.1:`port` (again every 2 s) until
+/// it shows in the capture file `path`, at most 60 s.
+fn wait_for_marker(path: &Path, port: u16) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let marker = format!("zkscope-test-end-marker-{}-{nanos:x}", std::process::id());
+    let Ok(sock) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+        eprintln!("[support] no UDP socket for the capture end marker");
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sent_at: Option<Instant> = None;
+    while Instant::now() < deadline {
+        if sent_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+            let _ = sock.send_to(marker.as_bytes(), ("127.0.0.1", port));
+            sent_at = Some(Instant::now());
+        }
+        thread::sleep(Duration::from_millis(50));
+        let data = fs::read(path).unwrap_or_default();
+        if data.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+            return;
+        }
+    }
+    eprintln!(
+        "[support] the capture end marker did not reach {} in 60 s",
+        path.display()
+    );
 }
 
 /// Waits until `path`'s size has not changed for `quiet` (at most `max`).
@@ -1624,7 +1703,7 @@ impl ZkscopeLive {
 
     /// Waits until zkscope's output has not grown for 700 ms (it flushes after every
     /// packet when live, so a CPU-starved zkscope that is still catching up keeps it
-    /// growing; at most 15 s), then sends SIGINT (SIGKILL after 10 s): zkscope then
+    /// growing; at most 15 s), then sends SIGINT (SIGKILL after 60 s): zkscope then
     /// reads what the kernel already captured before it ends. Returns stdout parsed
     /// as JSON lines plus stderr.
     pub fn stop(mut self) -> LiveOutput {
@@ -1643,7 +1722,7 @@ impl ZkscopeLive {
             }
         }
         let mut child = self.child.take().unwrap();
-        let status = terminate(&mut child, libc::SIGINT, Duration::from_secs(10));
+        let status = terminate(&mut child, libc::SIGINT, Duration::from_secs(60));
         let out = self.stdout.take().unwrap().join().unwrap_or_default();
         let err = self.stderr.take().unwrap().join().unwrap_or_default();
         let (messages, bad_lines) = parse_json_lines(&out);

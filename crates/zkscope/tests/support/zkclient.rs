@@ -12,12 +12,33 @@
 //! * On reconnect it sends setWatches (101) with data/exist/child paths; it
 //!   does not re-send persistent watches (0.11 quirk), so the reconnect
 //!   workload uses one-shot watches only.
-//! * Dropping the last `Client` clone closes the session (closeSession).
+//! * Dropping the last `Client` clone closes the session (closeSession); the
+//!   session task then ends once the reply is read ([`close`] waits for that).
 
 use super::{wait_for, ZkServer};
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use zookeeper_client as zk;
+
+/// Session timeout of the workloads' sessions.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Session timeout of the session that must survive a server restart in
+/// [`rust_reconnect_workload`]. While the server is down the client retries with exponential
+/// backoff (100 ms doubling, capped only by what is left of its session), so it reconnects up
+/// to about as long after the server is back as the server was down; and it gives the session
+/// up 1.4 × this timeout after the last reply. A restart on a loaded machine can take tens of
+/// seconds (stop ≤ 10 s + JVM start ≤ 60 s): the session needs a few minutes, so the server must
+/// allow it (`maxSessionTimeout`, see [`RECONNECT_MAX_SESSION_TIMEOUT_CFG`]).
+pub const RECONNECT_SESSION_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// The zoo.cfg line a server given to [`rust_reconnect_workload`] needs (ZooKeeper's default
+/// maximum is 20 ticks: 40 s).
+pub const RECONNECT_MAX_SESSION_TIMEOUT_CFG: &str = "maxSessionTimeout=300000";
+
+/// Budget for waits on the server (watch events, closeSession); costs nothing when all goes
+/// well.
+const WAIT: Duration = Duration::from_secs(60);
 
 /// Error name (as in `err_name`) of a zookeeper-client result.
 pub fn err_name<T>(r: &Result<T, zk::Error>) -> &'static str {
@@ -94,11 +115,50 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 async fn connect(server: &str) -> zk::Client {
+    connect_with(server, SESSION_TIMEOUT).await
+}
+
+async fn connect_with(server: &str, session_timeout: Duration) -> zk::Client {
     zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(30))
+        .with_session_timeout(session_timeout)
         .connect(server)
         .await
         .unwrap_or_else(|e| panic!("zookeeper-client connect {server}: {e}"))
+}
+
+/// Closes the session: drops `c` (which must be the last clone: the session task sends
+/// closeSession when the last one goes) and waits until the session task has ended. A fixed
+/// pause instead would let the runtime, and the closeSession with it, be dropped on a slow
+/// machine.
+///
+/// The task normally ends in state `Closed` once it has read the reply. But when the reply
+/// takes longer than the client's ping interval (a few seconds: ZooKeeper fsyncs the
+/// closeSession first), the client pings after its closeSession; the server answers the
+/// closeSession and closes the connection, the ping is left unanswered, and the client
+/// reconnects to a session that is gone: it ends `Expired` (seen with the server frozen for
+/// 6 s). Either way the closeSession and its reply are on the wire.
+pub async fn close(c: zk::Client) {
+    let session = sid(&c);
+    let mut sw = c.state_watcher();
+    drop(c);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !sw.peek_state().is_terminated() {
+        // changed() never returns after a terminal state: checked before waiting
+        if tokio::time::timeout_at(deadline, sw.changed())
+            .await
+            .is_err()
+        {
+            panic!(
+                "session {session} not closed after {WAIT:?}: state {:?}",
+                sw.peek_state()
+            );
+        }
+    }
+}
+
+/// The manifest entry of the closeSession that [`close`] makes.
+fn close_op() -> Value {
+    json!({"op": "closeSession", "path": null, "expect_err": "OK", "observed_err": "OK"})
 }
 
 /// CRUD with errors, TTL + container nodes, a persistent recursive watch
@@ -150,8 +210,9 @@ pub fn rust_client_workload(server: &str, prefix: &str) -> Value {
         let res = c.set_data(&kid, b"k2", None).await;
         r.rec("setData", &kid, "OK", &res);
         let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
         for _ in 0..10 {
-            let ev = tokio::time::timeout(Duration::from_secs(10), watcher.changed()).await;
+            let ev = tokio::time::timeout_at(deadline, watcher.changed()).await;
             let Ok(ev) = ev else { break };
             events.push(ev);
             if events
@@ -236,9 +297,7 @@ pub fn rust_client_workload(server: &str, prefix: &str) -> Value {
         let res = c.delete(&p, None).await;
         r.rec("delete", &p, "OK", &res);
         drop(watcher);
-        drop(c);
-        // let the session task send closeSession
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        close(c).await;
 
         // Fix up ops whose "path" must be null (multi/multiRead)
         for op in r.ops.iter_mut() {
@@ -246,6 +305,7 @@ pub fn rust_client_workload(server: &str, prefix: &str) -> Value {
                 op["path"] = Value::Null;
             }
         }
+        r.ops.push(close_op());
         assert!(
             r.mismatches.is_empty(),
             "rust workload mismatches: {:#?}",
@@ -267,6 +327,9 @@ pub fn rust_client_workload(server: &str, prefix: &str) -> Value {
 /// and re-arms the watches with setWatches; a second session then fires
 /// them. Manifest extras: "reconnect": {"session", "set_watches":
 /// {"data": [...], "exist": [...], "child": [...]}}.
+///
+/// The server must allow [`RECONNECT_SESSION_TIMEOUT`]: start it with
+/// [`RECONNECT_MAX_SESSION_TIMEOUT_CFG`] in its zoo.cfg.
 pub fn rust_reconnect_workload(zk_server: &mut ZkServer, prefix: &str) -> Value {
     let server = zk_server.addr();
     let rt = rt();
@@ -274,7 +337,13 @@ pub fn rust_reconnect_workload(zk_server: &mut ZkServer, prefix: &str) -> Value 
     let data = format!("{p}/data");
     let later = format!("{p}/later");
     let (c, session, mut r, w_data, w_exist, w_child, mut sw) = rt.block_on(async {
-        let c = connect(&server).await;
+        let c = connect_with(&server, RECONNECT_SESSION_TIMEOUT).await;
+        assert!(
+            c.session_timeout() >= RECONNECT_SESSION_TIMEOUT,
+            "negotiated session timeout {:?} < {RECONNECT_SESSION_TIMEOUT:?}: start the server \
+             with {RECONNECT_MAX_SESSION_TIMEOUT_CFG}",
+            c.session_timeout()
+        );
         let session = sid(&c);
         let mut r = Recorder::new();
         let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
@@ -315,6 +384,7 @@ pub fn rust_reconnect_workload(zk_server: &mut ZkServer, prefix: &str) -> Value 
 
     // restart the server under the client's feet, same ports and data; the runtime keeps
     // running meanwhile (a frozen client would expire its own session on a slow restart)
+    let restart_started = Instant::now();
     std::thread::scope(|scope| {
         let restart = scope.spawn(|| zk_server.restart());
         rt.block_on(async {
@@ -326,14 +396,18 @@ pub fn rust_reconnect_workload(zk_server: &mut ZkServer, prefix: &str) -> Value 
             std::panic::resume_unwind(e);
         }
     });
+    let restart_took = restart_started.elapsed();
 
     rt.block_on(async {
         // wait until the client has lost the connection and is connected again with the
         // same session. The state watcher is a watch channel: it keeps only the latest
         // state, so a disconnect and reconnect that both happened during the restart show
         // as one change to SyncConnected. Any change since before the restart is the
-        // disconnect; then wait for SyncConnected.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        // disconnect; then wait for SyncConnected. The client's backoff can put its next
+        // attempt up to about as long after the restart as the server was down: budget that
+        // plus a minute.
+        let budget = restart_took + WAIT;
+        let deadline = tokio::time::Instant::now() + budget;
         let mut changed = false;
         while !(changed && sw.peek_state() == zk::SessionState::SyncConnected) {
             if tokio::time::timeout_at(deadline, sw.changed())
@@ -341,7 +415,8 @@ pub fn rust_reconnect_workload(zk_server: &mut ZkServer, prefix: &str) -> Value 
                 .is_err()
             {
                 panic!(
-                    "client did not reconnect: state {:?} (changed since restart: {changed})",
+                    "client did not reconnect within {budget:?} of a {restart_took:?} restart: \
+                     state {:?} (changed since restart: {changed})",
                     sw.peek_state()
                 );
             }
@@ -367,10 +442,10 @@ pub fn rust_reconnect_workload(zk_server: &mut ZkServer, prefix: &str) -> Value 
         fr.rec("setData", &data, "OK", &res);
         let res = f.create(&later, b"", &open).await;
         fr.rec("create2", &later, "OK", &res);
-        let t = Duration::from_secs(15);
-        let e1 = tokio::time::timeout(t, w_data.changed()).await;
-        let e2 = tokio::time::timeout(t, w_exist.changed()).await;
-        let e3 = tokio::time::timeout(t, w_child.changed()).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let e1 = tokio::time::timeout_at(deadline, w_data.changed()).await;
+        let e2 = tokio::time::timeout_at(deadline, w_exist.changed()).await;
+        let e3 = tokio::time::timeout_at(deadline, w_child.changed()).await;
         for (what, e) in [("data", &e1), ("exist", &e2), ("child", &e3)] {
             if e.is_err() {
                 r.mismatches
@@ -381,9 +456,10 @@ pub fn rust_reconnect_workload(zk_server: &mut ZkServer, prefix: &str) -> Value 
             let res = f.delete(path, None).await;
             fr.rec("delete", path, "OK", &res);
         }
-        drop(f);
-        drop(c);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        close(f).await;
+        fr.ops.push(close_op());
+        close(c).await;
+        r.ops.push(close_op());
         let mut mism = r.mismatches.clone();
         mism.extend(fr.mismatches.clone());
         assert!(mism.is_empty(), "reconnect workload mismatches: {mism:#?}");

@@ -15,7 +15,7 @@ out = []
 for cmd in a.commands.split(","):
     fam = socket.AF_INET6 if ":" in a.host else socket.AF_INET
     with socket.socket(fam, socket.SOCK_STREAM) as sock:
-        sock.settimeout(10)
+        sock.settimeout(30)
         sock.connect((a.host, a.port))
         local = sock.getsockname()
         sock.sendall(cmd.encode())

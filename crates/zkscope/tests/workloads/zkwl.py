@@ -73,13 +73,22 @@ def hostport(host, port):
     return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
 
 
+# Session timeout (s). kazoo drops the connection when a ping is not answered within about a
+# third of it (and fails the requests in flight with CONNECTIONLOSS), and a loaded machine can
+# hold ZooKeeper's replies, pings included, behind a slow fsync for seconds: keep it generous.
+SESSION_TIMEOUT = 30.0
+# Budgets (s) for waits on the server; they cost nothing when all goes well.
+START_TIMEOUT = 60.0
+WAIT_TIMEOUT = 60.0
+
+
 class Session:
-    def __init__(self, manifest, host, port, label, timeout=10.0, **kw):
+    def __init__(self, manifest, host, port, label, timeout=SESSION_TIMEOUT, **kw):
         self.manifest = manifest
         self.host = host
         self.label = label
         self.client = KazooClient(hosts=hostport(host, port), timeout=timeout, **kw)
-        self.client.start(timeout=20)
+        self.client.start(timeout=START_TIMEOUT)
         self.ops = []
         self.events = []
         self._lock = threading.Lock()
@@ -124,7 +133,7 @@ class Session:
     def expect_event(self, path, event_type):
         self.events.append({"path": path, "event_type": event_type})
 
-    def wait_events(self, timeout=15.0):
+    def wait_events(self, timeout=WAIT_TIMEOUT):
         want = [(e["path"], e["event_type"]) for e in self.events]
         with self.cond:
             ok = self.cond.wait_for(
