@@ -571,6 +571,9 @@ impl ZkServer {
                 "-Xshare:auto",
                 "-Djava.awt.headless=true",
                 "-Dzookeeper.admin.enableServer=false",
+                // no container/TTL reaping mid-test (first run 60 s after start): workloads
+                // delete their own container and TTL nodes and expect OK
+                "-Dznode.container.checkIntervalMs=3600000",
                 "-Dzookeeper.jmx.log4j.disable=true",
                 "-Dorg.slf4j.simpleLogger.showDateTime=true",
                 "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
