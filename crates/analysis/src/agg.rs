@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use zkscope_capture::client::{ClientSink, Msg};
+use zkscope_capture::client::Msg;
 use zkscope_capture::packet::Timestamp;
+use zkscope_capture::pipeline::{Consumer, Event};
 use zkscope_proto::client::OpCode;
 
 use crate::call::{Call, CallBuilder, CallKind};
@@ -299,7 +300,7 @@ pub fn sort_rows(rows: &mut [Row<'_>], by: Column) {
 }
 
 /// Groups calls by keys. Memory is bounded by [`Config::max_groups`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct GroupTable {
     keys: Vec<GroupKey>,
     paths: PathNorm,
@@ -323,6 +324,22 @@ impl GroupTable {
             max_groups: cfg.max_groups,
             latency: cfg.latency,
             slow_ns: cfg.slow_ns,
+            groups: HashMap::new(),
+            other: Group::default(),
+            folded: 0,
+            buf: String::with_capacity(256),
+            next_seq: 0,
+        }
+    }
+
+    /// An empty table with the same settings (the next window of a windowed table).
+    pub fn empty_like(&self) -> Self {
+        GroupTable {
+            keys: self.keys.clone(),
+            paths: self.paths,
+            max_groups: self.max_groups,
+            latency: self.latency,
+            slow_ns: self.slow_ns,
             groups: HashMap::new(),
             other: Group::default(),
             folded: 0,
@@ -464,7 +481,7 @@ pub fn write_value(out: &mut String, k: GroupKey, paths: PathNorm, c: &Call<'_>)
     }
 }
 
-/// A [`ClientSink`] that turns messages into calls and groups them: the engine of
+/// A [`Consumer`] that turns client messages into calls and groups them: the engine of
 /// `zkscope count` and `zkscope latency`. Sans-I/O, clocked by capture timestamps.
 #[derive(Debug)]
 pub struct Aggregator {
@@ -576,8 +593,20 @@ impl State<'_> {
     }
 }
 
-impl ClientSink for Aggregator {
-    fn message(&mut self, m: &Msg<'_>) {
+impl Consumer for Aggregator {
+    fn event(&mut self, ev: &Event<'_, '_>) {
+        if let Event::Client(m) = ev {
+            self.message(m);
+        }
+    }
+    fn done(&self) -> bool {
+        Aggregator::done(self)
+    }
+}
+
+impl Aggregator {
+    /// One decoded client message.
+    pub fn message(&mut self, m: &Msg<'_>) {
         if self.stopped {
             return;
         }

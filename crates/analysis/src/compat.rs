@@ -10,7 +10,8 @@
 
 use std::collections::HashMap;
 
-use zkscope_capture::client::{ClientSink, Kind, Msg};
+use zkscope_capture::client::{Kind, Msg};
+use zkscope_capture::pipeline::{Consumer, Event};
 use zkscope_proto::client::OpCode;
 
 use crate::agg::{Config, Filter, OTHER};
@@ -125,8 +126,20 @@ impl ArrivalCounter {
     }
 }
 
-impl ClientSink for ArrivalCounter {
-    fn message(&mut self, m: &Msg<'_>) {
+impl Consumer for ArrivalCounter {
+    fn event(&mut self, ev: &Event<'_, '_>) {
+        if let Event::Client(m) = ev {
+            self.message(m);
+        }
+    }
+    fn done(&self) -> bool {
+        ArrivalCounter::done(self)
+    }
+}
+
+impl ArrivalCounter {
+    /// One decoded client message.
+    pub fn message(&mut self, m: &Msg<'_>) {
         if self.done() {
             return;
         }

@@ -1,6 +1,6 @@
 //! The digest: a pt-query-digest-style report of ZooKeeper client traffic.
 //!
-//! [`Digest`] is a [`ClientSink`]: it turns messages into [`Call`]s with a [`CallBuilder`]
+//! [`Digest`] is a [`Consumer`] of client messages: it turns messages into [`Call`]s with a [`CallBuilder`]
 //! and keeps, in bounded memory,
 //!
 //! - overall figures: time range, servers, totals, latency / request bytes / reply bytes
@@ -24,8 +24,9 @@ use std::fmt::Display;
 use std::hash::Hash;
 use std::net::SocketAddr;
 
-use zkscope_capture::client::{ClientSink, Kind, Msg};
+use zkscope_capture::client::{Kind, Msg};
 use zkscope_capture::packet::Timestamp;
+use zkscope_capture::pipeline::{Consumer, Event};
 use zkscope_proto::client::{ErrCode, OpCode};
 
 use crate::agg::{write_value, NO_REPLY, OTHER};
@@ -866,8 +867,20 @@ impl Digest {
     }
 }
 
-impl ClientSink for Digest {
-    fn message(&mut self, m: &Msg<'_>) {
+impl Consumer for Digest {
+    fn event(&mut self, ev: &Event<'_, '_>) {
+        if let Event::Client(m) = ev {
+            self.message(m);
+        }
+    }
+    fn done(&self) -> bool {
+        Digest::done(self)
+    }
+}
+
+impl Digest {
+    /// One decoded client message.
+    pub fn message(&mut self, m: &Msg<'_>) {
         if self.stopped {
             return;
         }

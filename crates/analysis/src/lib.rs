@@ -1,6 +1,13 @@
-//! Aggregation of decoded ZooKeeper client traffic: who asks what, how often, how fast.
+//! Every analysis of decoded ZooKeeper traffic: who asks what, how often, how fast; how the
+//! ensemble elects and replicates. Nothing here prints: the binary (or a daemon, a screen)
+//! renders what these types hold.
 //!
-//! Sans-I/O and clocked by capture timestamps, like the decoders it sits on:
+//! Sans-I/O and clocked by capture timestamps, like the decoders it sits on. Each analysis is a
+//! [`zkscope_capture::pipeline::Consumer`]: a pipeline feeds it decoded events (client, election
+//! and quorum messages, connection notes), and it is read when the run ends, or, through a
+//! [`window`] snapshot, while the capture continues. Data flow: events → calls
+//! ([`CallBuilder`]) → groups, digest classes, windows; election and quorum events → rounds
+//! ([`elections`]) and quorum statistics ([`quorum`]).
 //!
 //! - [`CallBuilder`] turns the messages of [`zkscope_capture::client`] into [`Call`]s: a
 //!   request with its outcome (reply and latency, or none), a connect handshake, a
@@ -10,21 +17,34 @@
 //!   server, error) with counts and a latency distribution ([`LatencyStats`], HDR histograms
 //!   in microseconds with 3 significant digits) per group. The number of groups is capped:
 //!   later groups fold into one `(other)` row.
-//! - [`Aggregator`] is both, as a [`zkscope_capture::client::ClientSink`], with a call limit
-//!   and a duration.
+//! - [`Aggregator`] is both, as a consumer, with a call limit and a duration (`count`,
+//!   `latency`).
+//! - [`digest`]: request classes, sessions, watches, four-letter words (`digest`).
+//! - [`elections`]: election rounds from FLE and ZAB traffic (`elections`, `digest
+//!   --protocol auto`); [`quorum`]: quorum packet statistics and the ensemble part of the
+//!   digest.
+//! - [`window`]: tumbling windows on the capture clock over any [`window::Aggregate`], with a
+//!   snapshot readable from another thread (`serve`, `top`); [`window::CallWindows`] windows
+//!   any aggregate of calls.
 //! - [`compat`] reproduces zktraffic's `--count-requests` and `--measure-latency`.
+//!
+//! A new view usually needs a new consumer here (or a new [`window::Aggregate`]), and a
+//! printer and a command in the binary.
 //!
 //! ```
 //! use zkscope_analysis::{Aggregator, Config, GroupKey};
+//! use zkscope_analysis::elections::Tracker;
 //!
 //! let agg = Aggregator::new(&Config {
 //!     keys: vec![GroupKey::Type, GroupKey::Path],
 //!     ..Config::default()
 //! });
-//! // Feed it to a ClientHandler, then:
+//! // Both analyses in one run: `pipeline.run((agg, Tracker::default()))`. Then:
+//! let (agg, tracker) = (agg, Tracker::default());
 //! for row in agg.table().rows() {
 //!     println!("{:?} {}", row.values, row.summary.count);
 //! }
+//! assert!(tracker.summaries().is_empty());
 //! ```
 
 #![deny(missing_docs)]
@@ -34,10 +54,13 @@ mod agg;
 mod call;
 pub mod compat;
 pub mod digest;
+pub mod elections;
 pub mod fmt;
 mod hash;
 mod key;
 mod latency;
+pub mod quorum;
+pub mod window;
 
 pub use agg::{
     sort_rows, write_value, Aggregator, Column, Config, Filter, Group, GroupTable, Row, Summary,

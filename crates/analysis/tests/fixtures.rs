@@ -7,7 +7,8 @@ use zkscope_analysis::compat::{latency_config, ArrivalCounter, CompatGroup};
 use zkscope_analysis::{
     sort_rows, Aggregator, Column, Config, Filter, GroupKey, PathNorm, Row, NO_REPLY, OTHER,
 };
-use zkscope_capture::client::{ClientConfig, ClientHandler, ClientSink, ServerSpec};
+use zkscope_capture::client::{ClientConfig, ClientHandler, ServerSpec};
+use zkscope_capture::pipeline::{Consumer, Feed};
 use zkscope_capture::{parse_tcp, PacketSource, TcpConfig, TcpTracker, Timestamp};
 
 fn fixture(name: &str) -> PathBuf {
@@ -17,13 +18,13 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// Runs a capture through the decoder into `sink`, stopping early when `done` says so.
-fn replay<S: ClientSink>(name: &str, sink: S, done: impl Fn(&S) -> bool) -> S {
+fn replay<S: Consumer>(name: &str, sink: S, done: impl Fn(&S) -> bool) -> S {
     let mut src = PacketSource::open_file(&fixture(name)).expect("open fixture");
     let spec = ServerSpec {
         ports: vec![2181],
         ..ServerSpec::default()
     };
-    let mut h = ClientHandler::new(spec, ClientConfig::default(), sink);
+    let mut h = ClientHandler::new(spec, ClientConfig::default(), Feed(sink));
     let mut tr = TcpTracker::new(TcpConfig::default());
     let mut last = Timestamp::ZERO;
     while let Some(p) = src.next_packet().expect("read") {
@@ -31,12 +32,12 @@ fn replay<S: ClientSink>(name: &str, sink: S, done: impl Fn(&S) -> bool) -> S {
         if let Ok(seg) = parse_tcp(&p) {
             tr.segment(&mut h, p.ts, &seg);
         }
-        if done(&h.sink) {
+        if done(&h.sink.0) {
             break;
         }
     }
     tr.finish(&mut h, last);
-    h.sink
+    h.sink.0
 }
 
 fn aggregate(name: &str, cfg: Config) -> Aggregator {

@@ -9,6 +9,22 @@
 //! - [`TcpTracker`] keeps the flow table and reassembles each direction,
 //!   calling a [`StreamHandler`] with in-order bytes, gaps and open/close
 //!   events. It is clocked by packet timestamps only.
+//! - [`client::ClientHandler`] is the client-protocol [`StreamHandler`]: framing
+//!   ([`framer`]), decoding, request/reply pairing; it reports [`client::Msg`]s to a
+//!   [`client::ClientSink`]. [`ensemble::EnsembleHandler`] adds the election and quorum
+//!   protocols and recognises connections on unknown ports; it reports to a
+//!   [`ensemble::ServerSink`] too.
+//! - [`pipeline::Pipeline`] is the packet loop over all of that: a source, a decoder choice,
+//!   and one [`pipeline::Consumer`] (or a tuple or `Vec` of them) that receives every decoded
+//!   [`pipeline::Event`]; it counts what it could not decode, publishes its counters while it
+//!   runs, stops on a [`pipeline::StopHandle`] and can run on its own thread. Views (printers,
+//!   analyses) implement `Consumer`; the sink traits are the decoders' plumbing.
+//!
+//! Data flow: packets ([`PacketSource`]) → link/IP/TCP headers ([`parse_tcp`]) → TCP streams
+//! ([`TcpTracker`]) → frames ([`framer`]) → messages ([`client`], [`ensemble`]) → events for
+//! consumers ([`pipeline`]).
+//!
+//! The loop by hand, for a custom [`StreamHandler`]:
 //!
 //! ```no_run
 //! use zkscope_capture::*;
@@ -53,6 +69,7 @@ pub mod client;
 pub mod ensemble;
 pub mod framer;
 pub mod packet;
+pub mod pipeline;
 pub mod source;
 pub mod tcp;
 

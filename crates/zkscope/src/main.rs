@@ -1,24 +1,24 @@
 //! `zkscope`: see what happens inside Apache ZooKeeper from the outside.
 //!
-//! The binary is thin: argument parsing, the packet loop and the printers. Decoding lives in
-//! `zkscope-proto` (wire formats) and `zkscope-capture` (packets, TCP, conversations).
+//! The binary is the command line and the printers. Packets become messages in
+//! `zkscope-capture` (its `pipeline` runs the loop), messages become reports in
+//! `zkscope-analysis`; here:
+//!
+//! - `args`: option groups shared by several commands (input/selection, protocols, time);
+//! - `input`: runs the pipeline for a command (Ctrl-C, the source, the progress bar);
+//! - `commands`: one module per subcommand, composing consumers and printing their results;
+//! - `output`: printers (text, JSON lines, `--show` fields, time, reports, the summary).
 
-mod digest;
-mod dump;
-mod elections; // issue 3
-mod fields;
+mod args;
+mod commands;
 mod input;
-mod jsonline;
-mod monitor;
-mod print;
-mod print_server; // issue 3
-mod server; // issue 3
-mod stats;
-mod timefmt;
+mod output;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use commands::{digest, dump, elections, monitor, stats};
 
 /// See what happens inside Apache ZooKeeper from the outside.
 ///

@@ -10,7 +10,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use zkscope_analysis::compat::{latency_config, latency_table, ArrivalCounter, CompatGroup};
 use zkscope_analysis::fmt::{fit_widths, human_us, parse_duration, truncate};
@@ -18,7 +18,9 @@ use zkscope_analysis::{
     sort_rows, Aggregator, Column, Config, Filter, GroupKey, PathNorm, Row, Summary,
 };
 
-use crate::input::{Consumer, InputArgs, Outcome};
+use crate::args::InputArgs;
+use crate::input::run_client;
+use crate::output::emit;
 
 /// Distinct groups kept by the zk-dump compatible modes.
 const COMPAT_MAX_GROUPS: usize = 100_000;
@@ -125,18 +127,6 @@ pub struct StatsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
     pub format: TableFormat,
-}
-
-impl Consumer for Aggregator {
-    fn done(&self) -> bool {
-        Aggregator::done(self)
-    }
-}
-
-impl Consumer for ArrivalCounter {
-    fn done(&self) -> bool {
-        ArrivalCounter::done(self)
-    }
 }
 
 /// A column of the printed table.
@@ -281,9 +271,9 @@ pub fn run(args: StatsArgs, mode: Mode) -> Result<ExitCode> {
         duration_ns: args.duration.filter(|&d| d > 0),
         ..Config::default()
     };
-    let mut outcome = args.input.run(Aggregator::new(&cfg))?;
-    outcome.sink.finish();
-    let agg = &outcome.sink;
+    let mut run = run_client(&args.input, Aggregator::new(&cfg))?;
+    run.consumer.finish();
+    let agg = &run.consumer;
     let table = agg.table();
     let mut rows = table.rows();
     sort_rows(&mut rows, sort);
@@ -309,32 +299,7 @@ pub fn run(args: StatsArgs, mode: Mode) -> Result<ExitCode> {
             table.folded, cfg.max_groups
         ));
     }
-    emit(outcome, &args.input, &text, Some(&note))
-}
-
-/// Writes a command's output, then (unless the output pipe was closed) the note and the
-/// end-of-run summary on stderr; a truncated input is an error after its packets were used.
-pub(crate) fn emit<S>(
-    mut outcome: Outcome<S>,
-    input: &InputArgs,
-    text: &[u8],
-    note: Option<&str>,
-) -> Result<ExitCode> {
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    let written = out.write_all(text).and_then(|_| out.flush());
-    let broken_pipe = matches!(&written, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
-    if !broken_pipe {
-        if let Some(note) = note.filter(|_| !input.quiet) {
-            eprintln!("{note}");
-        }
-        outcome.print_summary(input);
-        written.context("cannot write output")?;
-    }
-    if let Some(e) = outcome.read_error.take() {
-        return Err(e.into());
-    }
-    Ok(ExitCode::SUCCESS)
+    emit(&mut run, args.input.quiet, &text, Some(&note))
 }
 
 /// Width of the text table: `COLUMNS`, else the terminal's, else 100.
@@ -550,12 +515,12 @@ pub fn dump_compat(
             compat.count_requests,
             COMPAT_MAX_GROUPS,
         );
-        let outcome = input.run(counter)?;
+        let mut run = run_client(input, counter)?;
         let mut text = String::new();
-        for (key, n) in outcome.sink.lines() {
+        for (key, n) in run.consumer.lines() {
             text.push_str(&format!("{key} {n}\n"));
         }
-        return emit(outcome, input, text.as_bytes(), None);
+        return emit(&mut run, input.quiet, text.as_bytes(), None);
     }
     let cfg = latency_config(
         group,
@@ -564,9 +529,9 @@ pub fn dump_compat(
         compat.measure_latency,
         COMPAT_MAX_GROUPS,
     );
-    let mut outcome = input.run(Aggregator::new(&cfg))?;
-    outcome.sink.finish();
-    let table = outcome.sink.table();
+    let mut run = run_client(input, Aggregator::new(&cfg))?;
+    run.consumer.finish();
+    let table = run.consumer.table();
     let mut rows = table.rows();
     rows.extend(table.other_row());
     sort_rows(
@@ -591,5 +556,5 @@ pub fn dump_compat(
         })
         .collect();
     let text = latency_table(group.name(), &data);
-    emit(outcome, input, text.as_bytes(), None)
+    emit(&mut run, input.quiet, text.as_bytes(), None)
 }

@@ -4,23 +4,16 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use zkscope_capture::client::{ClientSink, ConnInfo, Kind, Msg, PendingRequest, Unanswered};
+use zkscope_capture::client::{ConnInfo, Kind, Msg, PendingRequest, Unanswered};
 use zkscope_capture::packet::Timestamp;
+use zkscope_capture::pipeline::{Consumer, Event};
 use zkscope_capture::tcp::Direction;
 use zkscope_proto::client::{implied_opcode, ErrCode, OpCode, PING_XID};
 
-use crate::fields::{write_fields, Style};
-use crate::jsonline::JsonLine;
-use crate::timefmt::{TimeFormat, TimeWriter};
-
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per message and line.
-    Json,
-}
+use crate::output::fields::{write_fields, Style};
+use crate::output::jsonline::JsonLine;
+use crate::output::time::{TimeFormat, TimeWriter};
+use crate::output::Format;
 
 /// What the printer shows and how.
 #[derive(Debug, Clone)]
@@ -281,8 +274,23 @@ impl<W: Write> Printer<W> {
     }
 }
 
-impl<W: Write> ClientSink for Printer<W> {
-    fn message(&mut self, m: &Msg<'_>) {
+impl<W: Write> Consumer for Printer<W> {
+    fn event(&mut self, ev: &Event<'_, '_>) {
+        if let Event::Client(m) = ev {
+            self.message(m);
+        }
+    }
+    fn done(&self) -> bool {
+        self.error.is_some()
+    }
+    fn flush(&mut self) {
+        Printer::flush(self);
+    }
+}
+
+impl<W: Write> Printer<W> {
+    /// Prints one client message (or holds a request until its reply).
+    pub fn message(&mut self, m: &Msg<'_>) {
         if let Some(limit) = self.opts.slow {
             // The slow-request log shows replies (with their requests) and nothing else.
             let slow = match &m.kind {

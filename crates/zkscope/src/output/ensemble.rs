@@ -16,17 +16,19 @@ use std::rc::Rc;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use zkscope_capture::ensemble::{
-    Discovery, FleKind, FleMsg, Note, Proto, ServerConn, ServerSink, ZabKind, ZabMsg,
+    Discovery, FleKind, FleMsg, Note, Proto, ServerConn, ZabKind, ZabMsg,
 };
 use zkscope_capture::packet::Timestamp;
 use zkscope_proto::client::OpCode;
 use zkscope_proto::election::{config_version, parse_config, ConfigLine, Zxid};
 use zkscope_proto::quorum::{PacketType, QuorumBody, TxnRecord};
 
-use crate::fields::{write_fields, Style};
-use crate::print::{hexdump, Format};
-use crate::server::ServerConsumer;
-use crate::timefmt::TimeFormat;
+use zkscope_capture::pipeline::{Consumer, Event};
+
+use crate::output::client::hexdump;
+use crate::output::fields::{write_fields, Style};
+use crate::output::time::TimeFormat;
+use crate::output::Format;
 
 /// Standard output shared by the client printer and this one, so their lines interleave in
 /// arrival order through one buffer.
@@ -670,22 +672,25 @@ impl Serialize for NoteLine<'_, '_> {
     }
 }
 
-impl<W: Write> ServerSink for ServerPrinter<W> {
-    fn fle(&mut self, m: &FleMsg<'_>) {
+impl<W: Write> ServerPrinter<W> {
+    /// Prints an election message.
+    pub fn fle(&mut self, m: &FleMsg<'_>) {
         match self.opts.format {
             Format::Text => self.fle_text(m),
             Format::Json => self.json_line(|o| fle_json(o, m)),
         }
     }
 
-    fn zab(&mut self, m: &ZabMsg<'_>) {
+    /// Prints a quorum packet.
+    pub fn zab(&mut self, m: &ZabMsg<'_>) {
         match self.opts.format {
             Format::Text => self.zab_text(m),
             Format::Json => self.json_line(|o| zab_json(o, m)),
         }
     }
 
-    fn note(&mut self, n: &Note<'_>) {
+    /// Prints a discovery or a TLS connection.
+    pub fn note(&mut self, n: &Note<'_>) {
         // Connection ends are for the election tracker, not printed.
         let quiet = match n {
             Note::Discovered { .. } => !self.opts.discoveries,
@@ -702,7 +707,15 @@ impl<W: Write> ServerSink for ServerPrinter<W> {
     }
 }
 
-impl<W: Write> ServerConsumer for ServerPrinter<W> {
+impl<W: Write> Consumer for ServerPrinter<W> {
+    fn event(&mut self, ev: &Event<'_, '_>) {
+        match ev {
+            Event::Election(m) => self.fle(m),
+            Event::Quorum(m) => self.zab(m),
+            Event::Note(n) => self.note(n),
+            Event::Client(_) => {}
+        }
+    }
     fn done(&self) -> bool {
         self.error.is_some()
     }

@@ -1,5 +1,5 @@
-//! `zkscope elections`: the story of each leader election, from the election (FLE) and
-//! quorum (ZAB) traffic.
+//! Election rounds from the election (FLE) and quorum (ZAB) traffic: the story of each
+//! leader election.
 //!
 //! A round opens with a LOOKING notification when no round is open, or when the open one is
 //! over: every server that was LOOKING in it has been seen settled (a FOLLOWING/LEADING/
@@ -19,65 +19,28 @@
 //! apart from the participants.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
-use std::io::{self, BufWriter, Write};
-use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use clap::Args;
 use serde::Serialize;
-use zkscope_capture::client::{ClientSink, Msg};
-use zkscope_capture::ensemble::{
-    FleKind, FleMsg, Mode, Note, Proto, ServerConn, ServerSink, ZabKind, ZabMsg,
-};
+use zkscope_capture::ensemble::{FleKind, FleMsg, Note, Proto, ServerConn, ZabKind, ZabMsg};
 use zkscope_capture::packet::Timestamp;
+use zkscope_capture::pipeline::{Consumer, Event};
 use zkscope_capture::tcp::CloseReason;
 use zkscope_proto::election::{parse_config, ConfigLine, Notification, Role, ServerState, Zxid};
 use zkscope_proto::quorum::PacketType;
 
-use crate::input::{print_summary, Consumer, InputArgs};
-use crate::print::Format;
-use crate::server::{print_ensemble_summary, ProtocolArgs, ServerConsumer};
-use crate::timefmt::TimeFormat;
-
-/// Options of `zkscope elections`.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  zkscope elections -r ensemble.pcap\n  zkscope elections -i lo --format json | jq '.[] | {leader, start_ts, end_ts}'"
-)]
-pub struct ElectionsArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-
-    /// An election (FLE) port (repeatable; discovered from the traffic otherwise).
-    #[arg(long = "fle-port", value_name = "PORT")]
-    pub fle_ports: Vec<u16>,
-
-    /// A quorum (ZAB) port (repeatable; discovered from the traffic otherwise).
-    #[arg(long = "zab-port", value_name = "PORT")]
-    pub zab_ports: Vec<u16>,
-
-    /// Output format: text, or a JSON array of rounds.
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
-
-    /// Print timestamps in the local time zone instead of UTC.
-    #[arg(long = "local-time")]
-    pub local_time: bool,
-
-    /// Print the date with each timestamp.
-    #[arg(long)]
-    pub date: bool,
-}
-
 /// A server's vote as a notification carried it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Vote {
-    state: ServerState,
-    leader: i64,
-    zxid: Zxid,
-    election_epoch: i64,
-    peer_epoch: i64,
+pub struct Vote {
+    /// The sender's state.
+    pub state: ServerState,
+    /// Whom it votes for.
+    pub leader: i64,
+    /// The candidate's last zxid.
+    pub zxid: Zxid,
+    /// The election epoch.
+    pub election_epoch: i64,
+    /// The candidate's epoch.
+    pub peer_epoch: i64,
 }
 
 impl Vote {
@@ -94,30 +57,33 @@ impl Vote {
 
 /// One election round.
 #[derive(Debug, Default)]
-struct Round {
-    start: Timestamp,
+pub struct Round {
+    /// Its first LOOKING notification.
+    pub start: Timestamp,
     /// Time of its last event.
-    last: Timestamp,
+    pub last: Timestamp,
     /// Servers that were LOOKING in it (observers included).
-    looking: BTreeSet<i64>,
+    pub looking: BTreeSet<i64>,
     /// Servers heard in it that are observers (their votes do not count).
-    observers: BTreeSet<i64>,
+    pub observers: BTreeSet<i64>,
     /// When each LOOKING server was seen settled, and how.
-    settled: BTreeMap<i64, (Timestamp, &'static str)>,
+    pub settled: BTreeMap<i64, (Timestamp, &'static str)>,
     /// Latest vote of every server heard in the round.
-    votes: BTreeMap<i64, Vote>,
+    pub votes: BTreeMap<i64, Vote>,
     /// Vote changes in order (consecutive repeats of a server's vote left out).
-    history: Vec<(Timestamp, i64, Vote)>,
+    pub history: Vec<(Timestamp, i64, Vote)>,
     /// When a quorum of votes first agreed, and on whom (updated if it changes).
-    agreed: Option<(Timestamp, i64)>,
+    pub agreed: Option<(Timestamp, i64)>,
     /// The leader as the quorum traffic shows it (LEADERINFO sender) and its new epoch.
-    zab_leader: Option<i64>,
-    zab_epoch: Option<u32>,
+    pub zab_leader: Option<i64>,
+    /// The new leader's epoch (LEADERINFO/NEWLEADER).
+    pub zab_epoch: Option<u32>,
     /// Voting members per the configuration carried by the notifications.
-    voters: Option<usize>,
+    pub voters: Option<usize>,
     /// When each learner got UPTODATE from the new leader.
-    uptodate: BTreeMap<i64, Timestamp>,
-    closed: bool,
+    pub uptodate: BTreeMap<i64, Timestamp>,
+    /// The round is over (a later round opened, or the input ended).
+    pub closed: bool,
 }
 
 impl Round {
@@ -129,29 +95,34 @@ impl Round {
         }
     }
 
-    fn epoch(&self) -> Option<i64> {
+    /// Highest election epoch of its votes.
+    pub fn epoch(&self) -> Option<i64> {
         self.votes.values().map(|v| v.election_epoch).max()
     }
 
-    fn all_settled(&self) -> bool {
+    /// Every LOOKING server was seen settling.
+    pub fn all_settled(&self) -> bool {
         !self.looking.is_empty() && self.looking.iter().all(|s| self.settled.contains_key(s))
     }
 
-    fn quorum(&self) -> usize {
+    /// Votes needed: a majority of the configuration's voters (or of those heard).
+    pub fn quorum(&self) -> usize {
         let heard = self.participants().count();
         let n = self.voters.unwrap_or(heard).max(1);
         n / 2 + 1
     }
 
     /// Voting servers heard in the round.
-    fn participants(&self) -> impl Iterator<Item = i64> + '_ {
+    pub fn participants(&self) -> impl Iterator<Item = i64> + '_ {
         self.votes
             .keys()
             .copied()
             .filter(|s| !self.observers.contains(s))
     }
 
-    fn leader(&self) -> Option<i64> {
+    /// The leader: from the quorum traffic, else the quorum's agreement, else the settled
+    /// servers' votes.
+    pub fn leader(&self) -> Option<i64> {
         if let Some(l) = self.zab_leader {
             return Some(l);
         }
@@ -168,7 +139,8 @@ impl Round {
         count.into_iter().max_by_key(|&(_, n)| n).map(|(l, _)| l)
     }
 
-    fn end(&self) -> Timestamp {
+    /// When it ended: every LOOKING server settled, or the quorum agreed.
+    pub fn end(&self) -> Timestamp {
         let settled = self.settled.values().map(|(t, _)| *t).max();
         match (settled, self.agreed) {
             (Some(s), _) if self.all_settled() => s,
@@ -178,7 +150,8 @@ impl Round {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    /// `election`, or `rejoin` (a server finding the existing leader).
+    pub fn kind(&self) -> &'static str {
         let answered = self
             .votes
             .iter()
@@ -231,9 +204,6 @@ pub struct Tracker {
     /// Open quorum connections seen (connection id → leader's server id): a leader whose
     /// last one closes has left its followers.
     quorum_open: BTreeMap<u64, Option<i64>>,
-    /// Rounds already printed (live text output).
-    printed: usize,
-    live_text: Option<(TimeFormat, BufWriter<io::Stdout>)>,
 }
 
 impl Tracker {
@@ -241,29 +211,14 @@ impl Tracker {
         self.rounds.last_mut().filter(|r| !r.closed)
     }
 
+    /// The rounds built so far, in order (the last one may still be open).
+    pub fn rounds(&self) -> &[Round] {
+        &self.rounds
+    }
+
     fn close_current(&mut self) {
         if let Some(r) = self.rounds.last_mut() {
             r.closed = true;
-        }
-        self.print_closed();
-    }
-
-    fn print_closed(&mut self) {
-        let Some((time, out)) = self.live_text.as_mut() else {
-            return;
-        };
-        while self.printed < self.rounds.len() {
-            let Some(r) = self.rounds.get(self.printed) else {
-                break;
-            };
-            if !r.closed {
-                break;
-            }
-            let mut s = String::new();
-            round_text(&mut s, self.printed + 1, r, *time);
-            let _ = out.write_all(s.as_bytes());
-            let _ = out.flush();
-            self.printed += 1;
         }
     }
 
@@ -462,8 +417,11 @@ impl Tracker {
 pub struct RoundSummary {
     /// `election` or `rejoin`.
     pub kind: &'static str,
+    /// Its first LOOKING notification.
     pub start: Timestamp,
+    /// See [`Round::end`].
     pub end: Timestamp,
+    /// See [`Round::leader`].
     pub leader: Option<i64>,
     /// Highest election epoch of its votes.
     pub epoch: Option<i64>,
@@ -502,7 +460,21 @@ impl Tracker {
     }
 }
 
-impl ServerSink for Tracker {
+impl Consumer for Tracker {
+    fn event(&mut self, ev: &Event<'_, '_>) {
+        match ev {
+            Event::Election(m) => self.fle(m),
+            Event::Quorum(m) => {
+                self.quorum_open.insert(m.conn.id, m.conn.server_sid);
+                self.zab(m);
+            }
+            Event::Note(n) => self.note(n),
+            Event::Client(_) => {}
+        }
+    }
+}
+
+impl Tracker {
     fn fle(&mut self, m: &FleMsg<'_>) {
         let FleKind::Notification(n) = &m.kind else {
             return;
@@ -511,11 +483,6 @@ impl ServerSink for Tracker {
             Some(sid) => self.notification(m.ts, sid, n),
             None => self.unknown_senders += 1,
         }
-    }
-
-    fn zab(&mut self, m: &ZabMsg<'_>) {
-        self.quorum_open.insert(m.conn.id, m.conn.server_sid);
-        Tracker::zab(self, m);
     }
 
     fn note(&mut self, n: &Note<'_>) {
@@ -527,22 +494,13 @@ impl ServerSink for Tracker {
     }
 }
 
-impl ServerConsumer for Tracker {}
-
-/// Client messages are not part of the story.
-pub struct NoClients;
-
-impl ClientSink for NoClients {
-    fn message(&mut self, _: &Msg<'_>) {}
-}
-
-impl Consumer for NoClients {}
-
-fn secs(ts: Timestamp) -> f64 {
+/// Seconds since the epoch, microsecond precision.
+pub fn secs(ts: Timestamp) -> f64 {
     ts.micros() as f64 / 1e6
 }
 
-fn ms(from: Timestamp, to: Timestamp) -> f64 {
+/// Milliseconds from `from` to `to` (0 if negative).
+pub fn ms(from: Timestamp, to: Timestamp) -> f64 {
     to.0.saturating_sub(from.0) as f64 / 1e6
 }
 
@@ -592,8 +550,9 @@ struct UpToDateJson {
     since_start_ms: f64,
 }
 
+/// The JSON model of a round (`zkscope elections --format json`).
 #[derive(Serialize)]
-struct RoundJson {
+pub struct RoundJson {
     round: usize,
     kind: &'static str,
     start_ts: f64,
@@ -615,7 +574,8 @@ struct RoundJson {
     complete: bool,
 }
 
-fn round_json(n: usize, r: &Round) -> RoundJson {
+/// Round `n` (from 1) as JSON.
+pub fn round_json(n: usize, r: &Round) -> RoundJson {
     let end = r.end();
     RoundJson {
         round: n,
@@ -661,161 +621,6 @@ fn round_json(n: usize, r: &Round) -> RoundJson {
             .collect(),
         complete: r.all_settled(),
     }
-}
-
-fn round_text(out: &mut String, n: usize, r: &Round, time: TimeFormat) {
-    let ts = |out: &mut String, t: Timestamp| time.write(out, t);
-    let end = r.end();
-    let _ = write!(out, "round {n} ({}): ", r.kind());
-    ts(out, r.start);
-    out.push_str(" -> ");
-    ts(out, end);
-    let _ = write!(out, " ({:.1} ms)", ms(r.start, end));
-    match r.leader() {
-        Some(l) => {
-            let _ = write!(out, " leader {l}");
-        }
-        None => out.push_str(" no leader"),
-    }
-    if let Some(e) = r.epoch() {
-        let _ = write!(out, ", election epoch {e}");
-    }
-    if let Some(e) = r.zab_epoch {
-        let _ = write!(out, ", new epoch {e}");
-    }
-    out.push('\n');
-    let list =
-        |s: &mut dyn Iterator<Item = i64>| s.map(|v| v.to_string()).collect::<Vec<_>>().join(",");
-    let observers = if r.observers.is_empty() {
-        String::new()
-    } else {
-        format!(", observers {}", list(&mut r.observers.iter().copied()))
-    };
-    let _ = writeln!(
-        out,
-        "  participants {}{observers} (looking {}); quorum {} of {}",
-        list(&mut r.participants()),
-        list(&mut r.looking.iter().copied()),
-        r.quorum(),
-        r.voters.map_or_else(|| "?".into(), |v| v.to_string())
-    );
-    for (t, sid, v) in &r.history {
-        out.push_str("  ");
-        ts(out, *t);
-        if v.leader == i64::MIN {
-            // A non-voting member's initial vote: no candidate, zxid and epoch Long.MIN_VALUE.
-            let _ = writeln!(
-                out,
-                " +{:.1}ms server {sid} {} votes for no one (a non-voting member), election epoch {}",
-                ms(r.start, *t),
-                v.state,
-                v.election_epoch
-            );
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            " +{:.1}ms server {sid} {} votes {} (zxid {} = {}, peer epoch {}, election epoch {})",
-            ms(r.start, *t),
-            v.state,
-            v.leader,
-            v.zxid,
-            v.zxid.epoch_counter(),
-            v.peer_epoch,
-            v.election_epoch
-        );
-    }
-    if let Some((t, l)) = r.agreed {
-        out.push_str("  quorum agreed on ");
-        let _ = write!(out, "{l} at ");
-        ts(out, t);
-        let _ = writeln!(out, " (+{:.1} ms)", ms(r.start, t));
-    }
-    for (sid, (t, how)) in &r.settled {
-        let _ = write!(out, "  server {sid} settled ({how}) at ");
-        ts(out, *t);
-        let _ = writeln!(out, " (+{:.1} ms)", ms(r.start, *t));
-    }
-    let finals: Vec<String> = r
-        .votes
-        .iter()
-        .map(|(s, v)| format!("{s}->{}", v.leader))
-        .collect();
-    let _ = writeln!(out, "  final votes {}", finals.join(" "));
-    for (sid, t) in &r.uptodate {
-        let _ = write!(out, "  server {sid} up to date at ");
-        ts(out, *t);
-        let _ = writeln!(out, " ({:.1} ms after the start)", ms(r.start, *t));
-    }
-    if !r.all_settled() {
-        out.push_str("  (not every LOOKING server was seen settling)\n");
-    }
-}
-
-/// `zkscope elections`.
-pub fn run(args: ElectionsArgs) -> Result<ExitCode> {
-    let time = TimeFormat {
-        local: args.local_time,
-        date: args.date,
-    };
-    let mut tracker = Tracker::default();
-    if args.input.iface.is_some() && args.format == Format::Text {
-        tracker.live_text = Some((time, BufWriter::new(io::stdout())));
-    }
-    let p = ProtocolArgs {
-        protocol: crate::server::Protocol::Auto,
-        fle_ports: args.fle_ports.clone(),
-        zab_ports: args.zab_ports.clone(),
-    };
-    let (h, filter) = crate::server::handler(&args.input, &p, Mode::Auto, NoClients, tracker)?;
-    let d = args.input.drive(h, filter)?;
-    let discovered = d.handler.discovered().to_vec();
-    let mut tracker = d.handler.sink;
-    tracker.close_current();
-    let mut out = io::stdout().lock();
-    let r = match args.format {
-        Format::Json => {
-            let rounds: Vec<RoundJson> = tracker
-                .rounds
-                .iter()
-                .enumerate()
-                .map(|(i, r)| round_json(i + 1, r))
-                .collect();
-            serde_json::to_writer(&mut out, &rounds)
-                .map_err(io::Error::from)
-                .and_then(|_| out.write_all(b"\n"))
-        }
-        Format::Text => {
-            let mut s = String::new();
-            for (i, r) in tracker.rounds.iter().enumerate().skip(tracker.printed) {
-                round_text(&mut s, i + 1, r, time);
-            }
-            if tracker.rounds.is_empty() {
-                s.push_str("no election seen\n");
-            }
-            out.write_all(s.as_bytes())
-        }
-    };
-    let r = r.and_then(|_| out.flush());
-    if let Err(e) = r {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            return Err(e).context("cannot write output");
-        }
-    }
-    if !args.input.quiet {
-        print_summary(&d.loop_stats, &d.tcp, &d.handler.client.stats, d.live);
-        print_ensemble_summary(&d.handler.stats, &discovered);
-        if tracker.unknown_senders > 0 {
-            eprintln!(
-                "elections   {} notifications from servers whose id is unknown were left out",
-                tracker.unknown_senders
-            );
-        }
-    }
-    if let Some(e) = d.read_error {
-        return Err(e.into());
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

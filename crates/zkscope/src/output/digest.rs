@@ -1,31 +1,16 @@
-//! `zkscope digest`: the report zookeeper-digest meant to be, in the form of pt-query-digest.
-//!
-//! An overall header, a profile of request classes (operation + normalised path) ranked by
-//! total response time, a block per class, then sessions, watches and four-letter words. The
-//! aggregation lives in [`zkscope_analysis::digest`]; this module parses the options and
-//! prints the text or JSON report.
+//! The `zkscope digest` report: pt-query-digest-style text, or one JSON object with the same
+//! sections (header, profile, a block per class, sessions, watches, four-letter words, and
+//! with `--protocol auto` elections and quorum).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::process::ExitCode;
 
-use anyhow::{bail, Result};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use clap::Args;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use zkscope_analysis::digest::{
-    Class, Digest, DigestConfig, Metric, TimeBound, TopValues, BUCKETS,
-};
-use zkscope_analysis::fmt::{human_us, parse_duration};
-use zkscope_analysis::PathNorm;
-use zkscope_capture::ensemble::{FleMsg, Mode, ServerSink, ZabKind, ZabMsg};
+use zkscope_analysis::digest::{Class, Digest, Metric, TopValues, BUCKETS};
+use zkscope_analysis::fmt::human_us;
+use zkscope_analysis::quorum::EnsembleDigest;
 use zkscope_capture::packet::Timestamp;
-use zkscope_proto::quorum::PacketType;
-
-use crate::elections::Tracker;
-use crate::input::{Consumer, InputArgs, Outcome};
-use crate::server::{print_ensemble_summary, Protocol, ProtocolArgs, ServerConsumer};
 
 /// Width of the report's title lines (pt-query-digest's `LINE_LENGTH`).
 const LINE: usize = 74;
@@ -45,218 +30,6 @@ pub enum OrderBy {
     P95,
     /// Calls answered with an error.
     Errors,
-}
-
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DigestFormat {
-    /// pt-query-digest-style text.
-    Text,
-    /// One JSON object with the same sections.
-    Json,
-}
-
-/// Options of `zkscope digest`.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "A class is an operation and a normalised path: sequential suffixes \
-fold to -N (lock-0000000012 → lock-N) and --aggregation-depth cuts paths. Pings are counted, \
-not classified. V/M is the variance-to-mean ratio of the latency in milliseconds. \
-With --protocol auto the report adds election rounds and quorum traffic (whole capture, \
---since/--until do not apply to them).\n\n\
-Examples:\n  zkscope digest -r capture.pcap\n  \
-zkscope digest -r ensemble.pcap --protocol auto\n  \
-zkscope digest -r capture.pcap --order-by calls --limit 20 --aggregation-depth 2\n  \
-zkscope digest -i any --duration 60s --format json\n  \
-zkscope digest -r capture.pcap --since 10s --until '2026-11-22 16:05:00'"
-)]
-pub struct DigestArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
-
-    #[command(flatten)]
-    pub protocols: ProtocolArgs,
-
-    /// Group paths by their first D components (0 = whole path).
-    #[arg(
-        long = "aggregation-depth",
-        visible_alias = "depth",
-        value_name = "D",
-        default_value_t = 0,
-        help_heading = "Report"
-    )]
-    pub aggregation_depth: usize,
-
-    /// Keep the counters of sequential znodes instead of folding them to -N.
-    #[arg(long = "no-fold-sequential", help_heading = "Report")]
-    pub no_fold_sequential: bool,
-
-    /// Classes with a detailed block (the profile lists the same; the rest is one MISC row).
-    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Report")]
-    pub limit: usize,
-
-    /// Rank classes by this.
-    #[arg(
-        long = "order-by",
-        value_enum,
-        default_value = "total",
-        help_heading = "Report"
-    )]
-    pub order_by: OrderBy,
-
-    /// Only calls from this time: a timestamp (2026-11-22 16:05:00[.123], RFC 3339, epoch
-    /// seconds; UTC) or a duration after the first message (30s, 2m).
-    #[arg(long, value_name = "TIME", help_heading = "Report")]
-    pub since: Option<String>,
-
-    /// Only calls before this time (same forms as --since).
-    #[arg(long, value_name = "TIME", help_heading = "Report")]
-    pub until: Option<String>,
-
-    /// Distinct classes kept; later ones are folded into "(other)".
-    #[arg(
-        long = "max-classes",
-        value_name = "N",
-        default_value_t = 10_000,
-        help_heading = "Report"
-    )]
-    pub max_classes: usize,
-
-    /// Distinct clients, sessions and paths kept per counter; later ones are "(other)".
-    #[arg(
-        long = "max-values",
-        value_name = "N",
-        default_value_t = 1_000,
-        help_heading = "Report"
-    )]
-    pub max_values: usize,
-
-    /// Stop after this long (e.g. 30s, 5m) on the capture clock from the first message.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "When to stop")]
-    pub duration: Option<i64>,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
-    pub format: DigestFormat,
-}
-
-impl Consumer for Digest {
-    fn done(&self) -> bool {
-        Digest::done(self)
-    }
-}
-
-/// Parses a `--since/--until` value.
-pub fn parse_time(s: &str) -> Result<TimeBound> {
-    let t = s.trim();
-    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
-        return Ok(TimeBound::At(Timestamp(
-            d.timestamp_nanos_opt().unwrap_or(i64::MAX),
-        )));
-    }
-    for f in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(d) = NaiveDateTime::parse_from_str(t, f) {
-            return Ok(TimeBound::At(Timestamp(
-                d.and_utc().timestamp_nanos_opt().unwrap_or(i64::MAX),
-            )));
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        let ns = d
-            .and_hms_opt(0, 0, 0)
-            .and_then(|d| d.and_utc().timestamp_nanos_opt())
-            .unwrap_or(i64::MAX);
-        return Ok(TimeBound::At(Timestamp(ns)));
-    }
-    // A bare number of 9 or more digits before the point: epoch seconds.
-    if t.split('.').next().is_some_and(|i| i.len() >= 9) {
-        if let Ok(secs) = t.parse::<f64>() {
-            return Ok(TimeBound::At(Timestamp((secs * 1e9).round() as i64)));
-        }
-    }
-    match parse_duration(t.trim_start_matches('+')) {
-        Ok(ns) => Ok(TimeBound::After(ns)),
-        Err(_) => bail!(
-            "bad time {s:?} (a timestamp like 2026-11-22 16:05:00, epoch seconds, or a \
-             duration after the start like 30s)"
-        ),
-    }
-}
-
-/// Runs `zkscope digest`.
-pub fn run(args: DigestArgs) -> Result<ExitCode> {
-    let cfg = DigestConfig {
-        paths: PathNorm {
-            depth: args.aggregation_depth,
-            fold_sequential: !args.no_fold_sequential,
-        },
-        max_classes: args.max_classes.max(1),
-        max_values: args.max_values.max(1),
-        since: args.since.as_deref().map(parse_time).transpose()?,
-        until: args.until.as_deref().map(parse_time).transpose()?,
-        duration_ns: args.duration.filter(|&d| d > 0),
-        ..DigestConfig::default()
-    };
-    let mode = match args.protocols.protocol {
-        Protocol::Client => None,
-        Protocol::Fle => Some(Mode::Fle),
-        Protocol::Zab => Some(Mode::Zab),
-        Protocol::Auto => Some(Mode::Auto),
-    };
-    let (mut outcome, ensemble) = match mode {
-        None => (args.input.run(Digest::new(cfg))?, None),
-        Some(mode) => {
-            let (h, filter) = crate::server::handler(
-                &args.input,
-                &args.protocols,
-                mode,
-                Digest::new(cfg),
-                EnsembleDigest::default(),
-            )?;
-            let d = args.input.drive(h, filter)?;
-            let discovered = d.handler.discovered().to_vec();
-            let stats = d.handler.stats.clone();
-            let mut ens = d.handler.sink;
-            ens.tracker.finish();
-            let outcome = Outcome {
-                sink: d.handler.client.sink,
-                loop_stats: d.loop_stats,
-                tcp: d.tcp,
-                client: d.handler.client.stats,
-                live: d.live,
-                read_error: d.read_error,
-            };
-            (outcome, Some((ens, stats, discovered)))
-        }
-    };
-    outcome.sink.finish();
-    let source = match (&args.input.read, &args.input.iface) {
-        (Some(p), _) => format!("file {}", p.display()),
-        (None, Some(i)) => format!("interface {i}"),
-        _ => String::new(),
-    };
-    let mut report = Report::new(&outcome.sink, &args, source);
-    report.ensemble = ensemble.as_ref().map(|e| &e.0);
-    let text = match args.format {
-        DigestFormat::Text => report.text(),
-        DigestFormat::Json => {
-            let mut s = serde_json::to_string(&report.json())?;
-            s.push('\n');
-            s
-        }
-    };
-    let quiet = args.input.quiet;
-    let code = crate::stats::emit(outcome, &args.input, text.as_bytes(), None)?;
-    if let Some((_, stats, discovered)) = &ensemble {
-        if !quiet {
-            print_ensemble_summary(stats, discovered);
-        }
-    }
-    Ok(code)
 }
 
 /// The report's view of a digest: classes ranked, options that shape it.
@@ -282,21 +55,28 @@ fn order_value(c: &Class, by: OrderBy) -> f64 {
 }
 
 impl<'a> Report<'a> {
-    /// Ranks the classes of `d` as `args` asks.
-    pub fn new(d: &'a Digest, args: &DigestArgs, source: String) -> Self {
+    /// Ranks the classes of `d` by `order_by`; `limit` classes get a block; `depth` is the
+    /// path aggregation depth (shown in the header); `source` names the input.
+    pub fn new(
+        d: &'a Digest,
+        order_by: OrderBy,
+        limit: usize,
+        depth: usize,
+        source: String,
+    ) -> Self {
         let mut ranked = d.classes();
         ranked.sort_by(|a, b| {
-            order_value(b, args.order_by)
-                .total_cmp(&order_value(a, args.order_by))
+            order_value(b, order_by)
+                .total_cmp(&order_value(a, order_by))
                 .then(a.seq.cmp(&b.seq))
         });
         Report {
             d,
             ranked,
-            limit: args.limit,
-            order_by: args.order_by,
+            limit,
+            order_by,
             source,
-            depth: args.aggregation_depth,
+            depth,
             ensemble: None,
         }
     }
@@ -1040,212 +820,14 @@ fn attr_row(o: &mut String, name: &str, m: &Metric, u: Unit, whole: Option<&Metr
     );
 }
 
-/// Election and quorum traffic seen by `digest --protocol auto|fle|zab`: election rounds
-/// (built by [`Tracker`]) and quorum packet counts.
-#[derive(Default)]
-pub struct EnsembleDigest {
-    tracker: Tracker,
-    /// FLE notifications and initial messages.
-    pub fle_messages: u64,
-    quorum: Quorum,
+/// The election and quorum sections of the report.
+trait EnsembleReport {
+    fn elections_text(&self, o: &mut String);
+    fn quorum_text(&self, o: &mut String);
+    fn json(&self) -> (Value, Value);
 }
 
-/// Proposals awaiting their commit kept at most (the rest are not timed).
-const MAX_PENDING: usize = 100_000;
-
-/// One direction of a quorum connection.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct QuorumDir {
-    src: SocketAddr,
-    src_sid: Option<i64>,
-    dst: SocketAddr,
-    dst_sid: Option<i64>,
-    from_leader: bool,
-}
-
-impl QuorumDir {
-    fn label(&self) -> String {
-        let end = |a: &SocketAddr, s: Option<i64>, role: &str| match s {
-            Some(s) => format!("{role} {s} ({a})"),
-            None => format!("{role} {a}"),
-        };
-        let (sr, dr) = if self.from_leader {
-            ("leader", "learner")
-        } else {
-            ("learner", "leader")
-        };
-        format!(
-            "{} -> {}",
-            end(&self.src, self.src_sid, sr),
-            end(&self.dst, self.dst_sid, dr)
-        )
-    }
-}
-
-#[derive(Default)]
-struct DirCounts {
-    /// Packets by type, pings left out.
-    by_type: BTreeMap<String, u64>,
-    pings: u64,
-    bytes: u64,
-}
-
-/// A learner seen introducing itself (FOLLOWERINFO/OBSERVERINFO).
-#[derive(Debug, Clone)]
-struct Learner {
-    sid: Option<i64>,
-    observer: bool,
-    leader: SocketAddr,
-    leader_sid: Option<i64>,
-    first: Timestamp,
-}
-
-#[derive(Default)]
-struct Quorum {
-    first: Option<Timestamp>,
-    last: Option<Timestamp>,
-    /// Packets by type, pings left out, by direction (leader→learner, learner→leader).
-    from_leader: BTreeMap<String, u64>,
-    from_learner: BTreeMap<String, u64>,
-    pings: u64,
-    packets: u64,
-    dirs: BTreeMap<QuorumDir, DirCounts>,
-    proposals: u64,
-    commits: u64,
-    /// First PROPOSAL of a zxid by a leader (its quorum address).
-    pending: HashMap<(SocketAddr, i64), Timestamp>,
-    /// Proposal→commit latencies (ns), one per zxid and leader.
-    commit_latency: Vec<i64>,
-    learners: BTreeMap<SocketAddr, Learner>,
-    snaps: u64,
-    snapshot_bytes: u64,
-    diffs: u64,
-    truncs: u64,
-    auth: u64,
-    cut: u64,
-    undecodable: u64,
-}
-
-impl Quorum {
-    /// Counts a message by type; `packet` is false for the snapshot that follows SNAP.
-    fn count(&mut self, m: &ZabMsg<'_>, name: String, ping: bool, packet: bool) {
-        self.packets += u64::from(packet);
-        self.first.get_or_insert(m.ts);
-        self.last = Some(m.ts);
-        let dir = QuorumDir {
-            src: m.src(),
-            src_sid: m.sender_sid(),
-            dst: m.dst(),
-            dst_sid: m.receiver_sid(),
-            from_leader: m.from_leader,
-        };
-        let c = self.dirs.entry(dir).or_default();
-        c.bytes += m.size as u64;
-        if ping {
-            self.pings += 1;
-            c.pings += 1;
-            return;
-        }
-        *c.by_type.entry(name.clone()).or_default() += 1;
-        let side = if m.from_leader {
-            &mut self.from_leader
-        } else {
-            &mut self.from_learner
-        };
-        *side.entry(name).or_default() += 1;
-    }
-
-    fn zab(&mut self, m: &ZabMsg<'_>) {
-        match &m.kind {
-            ZabKind::Packet(p) => {
-                let t = p.packet_type;
-                let name = t
-                    .display_name()
-                    .map_or_else(|| format!("Unknown({})", t.0), str::to_string);
-                self.count(m, name, t == PacketType::PING, true);
-                let leader = if m.from_leader { m.src() } else { m.dst() };
-                match t {
-                    PacketType::PROPOSAL if m.from_leader => {
-                        self.proposals += 1;
-                        if self.pending.len() < MAX_PENDING {
-                            self.pending.entry((leader, p.zxid.0)).or_insert(m.ts);
-                        }
-                    }
-                    PacketType::COMMIT | PacketType::COMMITANDACTIVATE if m.from_leader => {
-                        self.commits += 1;
-                        if let Some(t0) = self.pending.remove(&(leader, p.zxid.0)) {
-                            self.commit_latency.push(m.ts.0.saturating_sub(t0.0));
-                        }
-                    }
-                    PacketType::SNAP if m.from_leader => self.snaps += 1,
-                    PacketType::DIFF if m.from_leader => self.diffs += 1,
-                    PacketType::TRUNC if m.from_leader => self.truncs += 1,
-                    PacketType::FOLLOWERINFO | PacketType::OBSERVERINFO if !m.from_leader => {
-                        self.learners.entry(m.src()).or_insert(Learner {
-                            sid: m.sender_sid(),
-                            observer: t == PacketType::OBSERVERINFO,
-                            leader: m.dst(),
-                            leader_sid: m.receiver_sid(),
-                            first: m.ts,
-                        });
-                    }
-                    _ => {}
-                }
-            }
-            ZabKind::Auth(_) => {
-                self.auth += 1;
-                self.count(m, "Auth".to_string(), false, true);
-            }
-            ZabKind::Snapshot { bytes, .. } => {
-                self.snapshot_bytes += bytes;
-                self.count(m, "Snapshot".to_string(), false, false);
-            }
-            ZabKind::Cut { packet_type, .. } => {
-                self.cut += 1;
-                let name = packet_type
-                    .display_name()
-                    .map_or_else(|| format!("Unknown({})", packet_type.0), str::to_string);
-                self.count(m, name, *packet_type == PacketType::PING, true);
-            }
-            ZabKind::Undecodable { .. } => self.undecodable += 1,
-        }
-    }
-
-    /// p50, p95 and max of the proposal→commit latencies, in microseconds.
-    fn latency_us(&self) -> Option<(f64, f64, f64)> {
-        let mut v = self.commit_latency.clone();
-        v.sort_unstable();
-        let at = |q: f64| -> f64 {
-            let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
-            v.get(i).map_or(0.0, |&ns| ns as f64 / 1e3)
-        };
-        let max = *v.last()? as f64 / 1e3;
-        Some((at(0.50), at(0.95), max))
-    }
-}
-
-impl EnsembleDigest {
-    /// True when there was any election or quorum traffic.
-    fn seen(&self) -> bool {
-        self.fle_messages > 0 || !self.quorum.dirs.is_empty() || self.quorum.undecodable > 0
-    }
-}
-
-impl ServerSink for EnsembleDigest {
-    fn fle(&mut self, m: &FleMsg<'_>) {
-        self.fle_messages += 1;
-        ServerSink::fle(&mut self.tracker, m);
-    }
-
-    fn zab(&mut self, m: &ZabMsg<'_>) {
-        ServerSink::zab(&mut self.tracker, m);
-        self.quorum.zab(m);
-    }
-}
-
-impl ServerConsumer for EnsembleDigest {}
-
-impl EnsembleDigest {
+impl EnsembleReport for EnsembleDigest {
     fn elections_text(&self, o: &mut String) {
         o.push('\n');
         title(o, "# Elections ");
@@ -1463,28 +1045,6 @@ fn join(v: &[i64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_parse() {
-        assert_eq!(parse_time("30s").unwrap(), TimeBound::After(30_000_000_000));
-        assert_eq!(
-            parse_time("+2m").unwrap(),
-            TimeBound::After(120_000_000_000)
-        );
-        assert_eq!(
-            parse_time("1970-01-01 00:00:01").unwrap(),
-            TimeBound::At(Timestamp(1_000_000_000))
-        );
-        assert_eq!(
-            parse_time("1970-01-01T00:00:02Z").unwrap(),
-            TimeBound::At(Timestamp(2_000_000_000))
-        );
-        assert_eq!(
-            parse_time("1700000000.5").unwrap(),
-            TimeBound::At(Timestamp(1_700_000_000_500_000_000))
-        );
-        assert!(parse_time("yesterday").is_err());
-    }
 
     #[test]
     fn shortening() {

@@ -1,0 +1,157 @@
+//! `zkscope dump`: decoded messages as text or JSON lines.
+
+use std::io::{self, BufWriter};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use zkscope_capture::ensemble::Mode;
+use zkscope_capture::pipeline::Consumer;
+
+use crate::args::{InputArgs, Protocol, ProtocolArgs, TimeArgs};
+use crate::commands::stats::{dump_compat, CompatArgs};
+use crate::input::{run_client, run_ensemble};
+use crate::output::client::{PrintOptions, Printer};
+use crate::output::ensemble::{ServerPrintOptions, ServerPrinter, SharedOut};
+use crate::output::summary::{print_ensemble_summary, print_summary};
+use crate::output::Format;
+
+/// Options of `zkscope dump`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  zkscope dump -r capture.pcap\n  zkscope dump -i any --port 2181 --format json | jq .\n  tcpdump -i eth0 -w - port 2181 | zkscope dump -r -"
+)]
+#[command(next_help_heading = "Output")]
+pub struct DumpArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    #[command(flatten)]
+    pub protocols: ProtocolArgs,
+
+    /// Print messages in arrival order instead of each request with its reply.
+    #[arg(long)]
+    pub unpaired: bool,
+
+    /// A slow-request log: print only requests whose reply took longer than this (e.g. 50ms),
+    /// each with its reply.
+    #[arg(long, value_name = "DURATION", value_parser = zkscope_analysis::fmt::parse_duration)]
+    pub slow: Option<i64>,
+
+    /// Show pings (text output hides them; JSON always has every message).
+    #[arg(short = 'p', long = "include-pings")]
+    pub include_pings: bool,
+
+    /// Give each connection a stable colour.
+    #[arg(short = 'c', long)]
+    pub colors: bool,
+
+    /// Hex-dump frames that could not be decoded.
+    #[arg(long = "dump-bad-packet")]
+    pub dump_bad_packet: bool,
+
+    /// Every decoded field of each message, one per line (Stat, ACLs, children, multi ops…).
+    #[arg(long)]
+    pub show: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub time: TimeArgs,
+
+    #[command(flatten)]
+    pub compat: CompatArgs,
+}
+
+impl DumpArgs {
+    fn print_options(&self) -> PrintOptions {
+        PrintOptions {
+            format: self.format,
+            unpaired: self.unpaired,
+            slow: self.slow,
+            show: self.show,
+            include_pings: self.include_pings,
+            colors: self.colors,
+            dump_bad: self.dump_bad_packet,
+            time: self.time.format(),
+        }
+    }
+}
+
+/// Runs `zkscope dump`.
+pub fn run(args: DumpArgs) -> Result<ExitCode> {
+    let mode = match args.protocols.protocol {
+        Protocol::Client => None,
+        Protocol::Fle => Some(Mode::Fle),
+        Protocol::Zab => Some(Mode::Zab),
+        Protocol::Auto => Some(Mode::Auto),
+    };
+    if let Some(mode) = mode {
+        return dump_ensemble(args, mode);
+    }
+    if args.compat.active() {
+        return dump_compat(&args.input, &args.compat, args.include_pings);
+    }
+    let stdout = io::stdout();
+    let printer = Printer::new(
+        BufWriter::with_capacity(1 << 16, stdout.lock()),
+        args.print_options(),
+    );
+    let mut run = run_client(&args.input, printer)?;
+    run.consumer.flush();
+    let broken_pipe =
+        matches!(&run.consumer.error, Some(e) if e.kind() == io::ErrorKind::BrokenPipe);
+    if !broken_pipe && !args.input.quiet {
+        print_summary(&run.counters);
+    }
+    if let Some(e) = run.consumer.error.take() {
+        if !broken_pipe {
+            return Err(e).context("cannot write output");
+        }
+    }
+    if let Some(e) = run.read_error {
+        return Err(e.into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `zkscope dump --protocol fle|zab|auto`: client messages and election/quorum messages go to
+/// two printers sharing one output buffer, in arrival order.
+fn dump_ensemble(args: DumpArgs, mode: Mode) -> Result<ExitCode> {
+    let out = SharedOut::stdout();
+    let client = Printer::new(out.clone(), args.print_options());
+    let server = ServerPrinter::new(
+        out,
+        ServerPrintOptions {
+            format: args.format,
+            include_pings: args.include_pings,
+            show: args.show,
+            dump_bad: args.dump_bad_packet,
+            discoveries: true,
+            time: args.time.format(),
+        },
+    );
+    let mut run = run_ensemble(&args.input, &args.protocols, mode, (client, server))?;
+    let (client, server) = &mut run.consumer;
+    client.flush();
+    Consumer::flush(server);
+    let error = client.error.take().or_else(|| server.error.take());
+    let broken_pipe = matches!(&error, Some(e) if e.kind() == io::ErrorKind::BrokenPipe);
+    if !broken_pipe && !args.input.quiet {
+        print_summary(&run.counters);
+        if let Some(ensemble) = &run.counters.ensemble {
+            print_ensemble_summary(ensemble, &run.discovered);
+        }
+    }
+    if let Some(e) = error {
+        if !broken_pipe {
+            return Err(e).context("cannot write output");
+        }
+    }
+    if let Some(e) = run.read_error {
+        return Err(e.into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
