@@ -21,6 +21,16 @@ Operations (all deterministic for a given --seed; each applies to every TCP flow
                           it brings new data first and the segment becomes a partial overlap.
   --drop N                delete N data segments (chosen at random among the input's data
                           segments, not SYN/FIN/RST): the only operation that loses bytes.
+  --drop-share P          delete each data segment with probability P (loses bytes).
+  --drop-connect          delete the first data segment the SYN's sender sends in each flow
+                          whose SYN is in the capture (a client-port handshake; loses bytes).
+  --drop-burst-from PORT  delete one segment: the middle one of the first run of >= 5 data
+                          segments sent from PORT in a row in one flow (e.g. one reply of a
+                          pipelined batch; loses bytes).
+  --ack-first P           a data segment is moved (with probability P) after the first later
+                          packet of the peer that acknowledges all of it, as captures on `any`
+                          and on multi-queue NICs record them; no byte is lost. Timestamps
+                          stay in place, only the frames move.
   --seq-offset N          add N (mod 2^32) to every sequence number of each direction (and to
                           the acknowledgement numbers and SACK blocks referring to it).
   --isn N                 rebase each direction so that its initial sequence number (that of
@@ -38,7 +48,10 @@ IPv4 fragments and non-TCP packets pass through unchanged. Only classic pcap inp
 (convert pcapng with `editcap -F pcap`); the output keeps the input's header.
 
 A JSON line with counters is printed on stderr ("mangle_pcap: {...}"): packets in/out,
-segments reordered/duplicated/overlapping/dropped, bytes dropped, directions whose
+segments reordered/duplicated/overlapping/dropped/moved after their ACK, bytes dropped,
+the dropped segments (`dropped_segments`: [time in µs, "src", "dst"]), the gaps a reassembler
+must report for them (`dropped_runs`: runs of dropped segments adjacent in sequence space),
+directions whose
 sequence numbers wrapped past 2^32 in the output (`wrapped_directions`).
 
 Only the Python standard library is used.
@@ -254,6 +267,14 @@ def write_pcap(path, header, e, pkts):
             f.write(p.data)
 
 
+def endpoint(addr):
+    ip, port = addr
+    if len(ip) == 4:
+        return "%s:%d" % (".".join(str(b) for b in ip), port)
+    import ipaddress
+    return "[%s]:%d" % (ipaddress.IPv6Address(ip), port)
+
+
 def rev(direction):
     return (direction[1], direction[0])
 
@@ -331,6 +352,14 @@ def main(argv=None):
                     help="add a segment re-sending a byte range straddling a segment's start")
     ap.add_argument("--drop", type=int, default=0, metavar="N",
                     help="delete N random data segments (loses bytes)")
+    ap.add_argument("--drop-share", type=float, default=0.0, metavar="P",
+                    help="delete each data segment with probability P (loses bytes)")
+    ap.add_argument("--drop-connect", action="store_true",
+                    help="delete the first data segment of each SYN's sender")
+    ap.add_argument("--drop-burst-from", type=int, default=None, metavar="PORT",
+                    help="delete the middle segment of the first run of 5 data segments from PORT")
+    ap.add_argument("--ack-first", type=float, default=0.0, metavar="P",
+                    help="move a data segment after the peer's packet acknowledging it")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--seq-offset", type=int, default=None, metavar="N",
                    help="add N to all sequence numbers (mod 2^32)")
@@ -342,6 +371,8 @@ def main(argv=None):
     for name in ("reorder", "duplicate", "retransmit_overlap"):
         if not 0.0 <= getattr(a, name) <= 1.0:
             ap.error("--%s must be a probability in [0, 1]" % name.replace("_", "-"))
+    if not 0.0 <= a.drop_share <= 1.0 or not 0.0 <= a.ack_first <= 1.0:
+        ap.error("--drop-share and --ack-first must be probabilities in [0, 1]")
     if a.drop < 0 or a.isn_jitter < 0:
         ap.error("--drop and --isn-jitter must be >= 0")
 
@@ -349,21 +380,66 @@ def main(argv=None):
     header, e, linktype, pkts = read_pcap(a.input)
     stats = {"packets_in": len(pkts), "tcp_packets": 0, "dropped": 0, "dropped_bytes": 0,
              "duplicated": 0, "overlaps": 0, "overlaps_before": 0, "reordered": 0,
-             "directions": 0, "wrapped_directions": 0}
+             "directions": 0, "wrapped_directions": 0, "acked_first": 0}
     for p in pkts:
         p.tcp = parse_tcp(linktype, p.data)
         if p.tcp is not None:
             stats["tcp_packets"] += 1
 
-    # --drop: chosen among the input's data segments.
+    # The deletions: chosen among the input's data segments.
+    def is_data(p):
+        return p.tcp is not None and p.tcp.pay_len > 0 and not p.tcp.flags & (SYN | FIN | RST)
+
+    cands = [i for i, p in enumerate(pkts) if is_data(p)]
+    gone = set()
     if a.drop:
-        cands = [i for i, p in enumerate(pkts)
-                 if p.tcp is not None and p.tcp.pay_len > 0
-                 and not p.tcp.flags & (SYN | FIN | RST)]
-        gone = set(rng.sample(cands, min(a.drop, len(cands))))
-        stats["dropped"] = len(gone)
-        stats["dropped_bytes"] = sum(pkts[i].tcp.pay_len for i in gone)
-        pkts = [p for i, p in enumerate(pkts) if i not in gone]
+        gone |= set(rng.sample(cands, min(a.drop, len(cands))))
+    if a.drop_share:
+        gone |= {i for i in cands if rng.random() < a.drop_share}
+    if a.drop_connect:
+        syn_from, done = {}, set()
+        for i, p in enumerate(pkts):
+            t = p.tcp
+            if t is None:
+                continue
+            if t.flags & SYN and not t.flags & 0x10:
+                syn_from[flow_of(t)] = t.dir
+                done.discard(flow_of(t))
+            elif is_data(p) and syn_from.get(flow_of(t)) == t.dir and flow_of(t) not in done:
+                gone.add(i)
+                done.add(flow_of(t))
+    if a.drop_burst_from is not None:
+        run = {}
+        for i, p in enumerate(pkts):
+            t = p.tcp
+            if not is_data(p):
+                continue
+            f = flow_of(t)
+            if t.src[1] != a.drop_burst_from:
+                run[f] = []
+                continue
+            run.setdefault(f, []).append(i)
+            if len(run[f]) == 5:
+                gone.add(run[f][2])
+                break
+    stats["dropped"] = len(gone)
+    stats["dropped_bytes"] = sum(pkts[i].tcp.pay_len for i in gone)
+    stats["dropped_segments"] = [
+        [pkts[i].ts1 * 1000000 + pkts[i].ts2, endpoint(pkts[i].tcp.src),
+         endpoint(pkts[i].tcp.dst)] for i in sorted(gone)]
+    ends = {}
+    for i in sorted(gone, key=lambda i: (pkts[i].tcp.dir, pkts[i].tcp.seq)):
+        t = pkts[i].tcp
+        ends.setdefault(t.dir, []).append((t.seq, (t.seq + t.pay_len) & M32))
+    runs = 0
+    for segs in ends.values():
+        prev_end = None
+        for seq, end in segs:
+            if seq != prev_end:
+                runs += 1
+            prev_end = end
+    stats["dropped_runs"] = runs
+    pkts = [p for i, p in enumerate(pkts) if i not in gone]
 
     # Sequence rebasing first: the packets added below copy the rewritten headers.
     if a.seq_offset is not None or a.isn is not None:
@@ -449,6 +525,41 @@ def main(argv=None):
                 p.tcp, q.tcp = q.tcp, p.tcp
                 swapped.add(j)
                 stats["reordered"] += 1
+
+    # --ack-first: move a data segment after the peer's packet that acknowledges it.
+    if a.ack_first > 0:
+        stamps = [(p.ts1, p.ts2) for p in out]
+        moved = {}       # index of the acknowledging packet -> segments to put after it
+        skip = set()
+        for i, p in enumerate(out):
+            t = p.tcp
+            if (t is None or i in skip or not t.whole or t.pay_len == 0
+                    or t.flags & (SYN | FIN | RST) or rng.random() >= a.ack_first):
+                continue
+            end = (t.seq + t.pay_len) & M32
+            for j in range(i + 1, len(out)):
+                q = out[j].tcp
+                if q is None or flow_of(q) != flow_of(t):
+                    continue
+                if q.dir == t.dir:
+                    if q.flags & (SYN | FIN | RST):
+                        break
+                    continue
+                if q.flags & 0x10 and ((q.ack - end) & M32) < 0x80000000:
+                    moved.setdefault(j, []).append(p)
+                    skip.add(i)
+                    skip.add(j)
+                    stats["acked_first"] += 1
+                    break
+        new = []
+        for i, p in enumerate(out):
+            if i in skip and i not in moved:
+                continue
+            new.append(p)
+            new.extend(moved.get(i, []))
+        for p, (t1, t2) in zip(new, stamps):
+            p.ts1, p.ts2 = t1, t2
+        out = new
 
     write_pcap(a.output, header, e, out)
     stats["packets_out"] = len(out)

@@ -11,10 +11,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 use zkscope_proto::client::{
-    decode_event, decode_reply, decode_request, decode_request_prefix, four_letter_word,
-    is_tls_client_hello, ConnectRequest, ConnectResponse, ErrCode, OpCode, Reply, ReplyBody,
-    ReplyHeader, Request, RequestBody, RequestHeader, WatchEvent, AUTH_XID, NOTIFICATION_XID,
-    PING_XID, SET_WATCHES_XID,
+    decode_event, decode_event_prefix, decode_reply, decode_request, decode_request_prefix,
+    four_letter_word, is_tls_client_hello, ConnectRequest, ConnectResponse, ErrCode, OpCode, Reply,
+    ReplyBody, ReplyHeader, Request, RequestBody, RequestHeader, WatchEvent, AUTH_XID,
+    NOTIFICATION_XID, PING_XID, SET_WATCHES_XID,
 };
 use zkscope_proto::jute::{DecodeError, JStr};
 
@@ -278,6 +278,9 @@ pub struct ClientStats {
     pub unanswered_requests: u64,
     /// Pending requests dropped to bound memory.
     pub pending_evicted: u64,
+    /// Server frames with an error code no ZooKeeper sends: bytes misread as a reply (after a
+    /// gap or a capture that missed the stream's start), not reported as messages.
+    pub misread_frames: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -521,7 +524,13 @@ impl<S: ClientSink> ClientHandler<S> {
                 if handshake {
                     // A cut ConnectRequest: the server's answer is still the handshake.
                     c.down_phase = Phase::Handshake;
-                    self.stats.partial_frames_dropped += 1;
+                    let req = ConnectRequest::decode_prefix(head);
+                    self.stats.connects += 1;
+                    self.stats.cut_frames += 1;
+                    if req.session_id != 0 {
+                        c.info.session = Some(req.session_id);
+                    }
+                    self.emit_cut(c, ts, len, head, Kind::ConnectRequest(req));
                     return;
                 }
                 match decode_request_prefix(head) {
@@ -533,23 +542,33 @@ impl<S: ClientSink> ClientHandler<S> {
                 let phase = std::mem::replace(&mut c.down_phase, Phase::Running);
                 let handshake = match phase {
                     Phase::Handshake => true,
-                    Phase::Start => ConnectResponse::looks_like_prefix(len, head),
+                    Phase::Start => lone_connect_response(len, head),
                     Phase::Running => false,
                 };
                 if handshake {
                     // A cut ConnectResponse still tells the session (protocolVersion, timeOut,
                     // sessionId come first).
-                    if let Some(sid) = head.get(8..16) {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(sid);
-                        let sid = i64::from_be_bytes(b);
-                        c.info.session = (sid != 0).then_some(sid);
+                    let resp = ConnectResponse::decode_prefix(head);
+                    if head.len() >= 16 {
+                        c.info.session = (resp.session_id != 0).then_some(resp.session_id);
                     }
-                    self.stats.partial_frames_dropped += 1;
+                    self.stats.connect_replies += 1;
+                    self.stats.cut_frames += 1;
+                    self.emit_cut(c, ts, len, head, Kind::ConnectResponse(resp));
                     return;
                 }
-                match ReplyHeader::decode(head) {
-                    Ok(header) if header.xid != NOTIFICATION_XID => {
+                // Fields of the header the snap length cut off read as 0 (see the proto
+                // crate's prefix decoders); the xid is enough to pair.
+                match decode_event_prefix(head) {
+                    Ok((header, _)) if head.len() >= 16 && !plausible_err(header.err) => {
+                        self.stats.misread_frames += 1;
+                    }
+                    Ok((header, event)) if header.xid == NOTIFICATION_XID => {
+                        self.stats.events += 1;
+                        self.stats.cut_frames += 1;
+                        self.emit_cut(c, ts, len, head, Kind::Event { header, event });
+                    }
+                    Ok((header, _)) => {
                         let reply = Reply {
                             header,
                             body: ReplyBody::Unknown {
@@ -559,10 +578,23 @@ impl<S: ClientSink> ClientHandler<S> {
                         };
                         self.record_reply(c, reply, FrameInfo::cut(ts, len, head));
                     }
-                    _ => self.stats.partial_frames_dropped += 1,
+                    Err(_) => self.stats.partial_frames_dropped += 1,
                 }
             }
         }
+    }
+
+    /// Reports a message decoded from the captured start of a frame that lost bytes.
+    fn emit_cut(&mut self, c: &ClientConn, ts: Timestamp, len: usize, head: &[u8], kind: Kind<'_>) {
+        self.sink.message(&Msg {
+            ts,
+            conn: &c.info,
+            size: len as u32,
+            kind,
+            error: None,
+            frame: head,
+            cut: true,
+        });
     }
 
     /// One complete frame.
@@ -595,7 +627,8 @@ impl<S: ClientSink> ClientHandler<S> {
             Direction::ToClient => {
                 let phase = std::mem::replace(&mut c.down_phase, Phase::Running);
                 let handshake = match phase {
-                    Phase::Handshake | Phase::Start => ConnectResponse::looks_like(body),
+                    Phase::Handshake => ConnectResponse::looks_like(body),
+                    Phase::Start => lone_connect_response(body.len(), body),
                     Phase::Running => false,
                 };
                 if handshake {
@@ -702,6 +735,10 @@ impl<S: ClientSink> ClientHandler<S> {
             Ok(h) => h,
             Err(error) => return self.undecodable(c, Direction::ToClient, ts, body, error),
         };
+        if !plausible_err(header.err) {
+            self.stats.misread_frames += 1;
+            return;
+        }
         if header.xid == NOTIFICATION_XID {
             return match decode_event(body) {
                 Ok((header, event)) => {
@@ -758,13 +795,13 @@ impl<S: ClientSink> ClientHandler<S> {
                 // UNIMPLEMENTED for unknown opcodes). Earlier normal requests still waiting
                 // lost their reply in the capture.
                 if k > 0 && !p.out_of_band() && header.err != ErrCode::UNIMPLEMENTED {
+                    // Only the `k` requests older than this one; a removal shifts the rest
+                    // down, so count visits rather than positions.
                     let mut i = 0;
-                    while i < c.pending.len() && i < k {
-                        if c.pending[i].out_of_band() {
+                    for _ in 0..k {
+                        if c.pending.get(i).is_some_and(PendingRequest::out_of_band) {
                             i += 1;
-                            continue;
-                        }
-                        if let Some(old) = c.pending.remove(i) {
+                        } else if let Some(old) = c.pending.remove(i) {
                             self.total_pending -= 1;
                             self.report_unanswered(c, ts, old, Unanswered::Skipped);
                         }
@@ -902,11 +939,9 @@ impl<S: ClientSink> StreamHandler for ClientHandler<S> {
             up: Framer::new(MIN_REQUEST, self.cfg.max_frame, saw_syn),
             down: Framer::new(MIN_REPLY.min(20), self.cfg.max_frame, saw_syn),
             up_phase: start,
-            down_phase: if saw_syn {
-                Phase::Running
-            } else {
-                Phase::Start
-            },
+            // Even after a SYN the server's first frame is checked rather than assumed: the
+            // ConnectRequest may be missing from the capture.
+            down_phase: Phase::Start,
             head: [0; 4],
             head_len: 0,
             mode: Mode::Zk,
@@ -1004,6 +1039,19 @@ impl<'f> FrameInfo<'f> {
 enum Input<'a> {
     Bytes(&'a [u8]),
     Gap(u64),
+}
+
+/// Whether `err` can come from a ZooKeeper server: 0, the system errors (−1…) and the API
+/// errors (−100…), with room for codes added by later versions. Anything else is a sign that
+/// the bytes were not a reply header at all.
+fn plausible_err(err: ErrCode) -> bool {
+    (-199..=0).contains(&err.0)
+}
+
+/// Whether the first server frame of a connection whose ConnectRequest was not seen is a
+/// ConnectResponse: a 16-byte password makes it 36 bytes, 37 with the readOnly flag.
+fn lone_connect_response(len: usize, head: &[u8]) -> bool {
+    matches!(len, 36 | 37) && ConnectResponse::looks_like_prefix(len, head)
 }
 
 /// Whether a request header is possible (used to resynchronise).
@@ -1309,6 +1357,106 @@ mod tests {
                 "reply xid=3 err=0 req=4:/c lat=1000"
             ]
         );
+    }
+
+    #[test]
+    fn lost_reply_in_a_pipeline_costs_only_its_pair() {
+        let mut h = handler();
+        let mut script = vec![(UP, 0, connect_req(0)), (DOWN, 1, connect_resp(1))];
+        for xid in 1..=5 {
+            script.push((UP, 1 + i64::from(xid), get_data(xid, "/p")));
+        }
+        // The reply to xid 2 was lost by the capture.
+        for xid in [1, 3, 4, 5] {
+            script.push((DOWN, 10 + i64::from(xid), data_reply(xid, 1)));
+        }
+        play(&mut h, true, &script);
+        let got = &h.sink.0[7..];
+        assert!(got[0].starts_with("reply xid=1 err=0 req=4:/p"), "{got:?}");
+        assert_eq!(got[1], "unanswered xid=2 Skipped");
+        for (line, xid) in got[2..].iter().zip([3, 4, 5]) {
+            assert!(
+                line.starts_with(&format!("reply xid={xid} err=0 req=4:/p")),
+                "{got:?}"
+            );
+        }
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert_eq!(h.stats.unanswered_requests, 1);
+        assert_eq!(h.stats.unpaired_replies, 0);
+    }
+
+    #[test]
+    fn connect_response_after_a_lost_connect_request() {
+        let mut h = handler();
+        let k = key();
+        let mut c = h.open(&k, Timestamp(0), true);
+        // The ConnectRequest's segment was not captured.
+        h.gap(&mut c, &k, UP, Timestamp(0), connect_req(0).len() as u64);
+        h.data(&mut c, &k, DOWN, Timestamp(1000), &connect_resp(0x3a98));
+        h.data(&mut c, &k, UP, Timestamp(2000), &get_data(1, "/a"));
+        h.data(&mut c, &k, DOWN, Timestamp(3000), &data_reply(1, 1));
+        h.close(c, &k, Timestamp(4000), CloseReason::Fin);
+        assert_eq!(h.sink.0[0], "connected sid=0x3a98");
+        assert!(h.sink.0[2].starts_with("reply xid=1 err=0 req=4:/a"));
+        assert_eq!(h.stats.connect_replies, 1);
+        assert_eq!(h.stats.unpaired_replies, 0);
+        assert_eq!(h.stats.misread_frames, 0);
+    }
+
+    #[test]
+    fn cut_handshakes_events_and_replies_are_reported_from_their_start() {
+        // A snap length of 80 bytes on Ethernet leaves 14 bytes of each segment's payload.
+        let mut h = handler();
+        let k = key();
+        let mut c = h.open(&k, Timestamp(0), true);
+        let cut = |h: &mut ClientHandler<Rec>, c: &mut ClientConn, dir, t, f: Vec<u8>| {
+            h.data(c, &k, dir, Timestamp(t), &f[..14]);
+            h.gap(c, &k, dir, Timestamp(t), (f.len() - 14) as u64);
+        };
+        cut(&mut h, &mut c, UP, 0, connect_req(0));
+        cut(&mut h, &mut c, DOWN, 1000, connect_resp(0x77));
+        cut(&mut h, &mut c, UP, 2000, get_data(1, "/a"));
+        cut(&mut h, &mut c, DOWN, 3000, data_reply(1, 1));
+        cut(&mut h, &mut c, DOWN, 4000, event("/a"));
+        h.close(c, &k, Timestamp(5000), CloseReason::Fin);
+        assert_eq!(
+            h.sink.0,
+            [
+                "connect sid=0x0",
+                "connected sid=0x0",
+                "req GetDataRequest xid=1 path=",
+                "reply xid=1 err=0 req=4: lat=1000",
+                "event 0 "
+            ]
+        );
+        assert_eq!(h.stats.cut_frames, 5);
+        assert_eq!((h.stats.connects, h.stats.connect_replies), (1, 1));
+        assert_eq!((h.stats.replies, h.stats.events), (1, 1));
+        assert_eq!(h.stats.unanswered_requests, 0);
+    }
+
+    #[test]
+    fn impossible_error_code_is_a_misread_frame() {
+        let mut h = handler();
+        play(
+            &mut h,
+            true,
+            &[
+                (UP, 0, connect_req(0)),
+                (DOWN, 1, connect_resp(1)),
+                (UP, 2, get_data(1, "/a")),
+                (DOWN, 3, reply(1, 5, -429_129_724)),
+                (DOWN, 4, reply(1, 5, 0)),
+            ],
+        );
+        assert_eq!(h.stats.misread_frames, 1);
+        assert_eq!(h.stats.replies, 1);
+        assert!(
+            h.sink.0[3].starts_with("reply xid=1 err=0 req=4:/a"),
+            "{:?}",
+            h.sink.0
+        );
+        assert!(h.sink.0.iter().all(|l| !l.contains("-429129724")));
     }
 
     #[test]

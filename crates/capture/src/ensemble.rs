@@ -1369,6 +1369,27 @@ impl<C: ClientSink, S: ServerSink> StreamHandler for EnsembleHandler<C, S> {
                     reason,
                 });
             }
+            Inner::Pending(p)
+                if matches!(reason, CloseReason::Fin | CloseReason::Rst)
+                    && p.saw_syn
+                    && !p.up.lost_start
+                    && p.up.extra == 0
+                    && recognise::four_letter_exchange(&p.up.buf, &p.down.buf) =>
+            {
+                // A four-letter word, answered with text, then the connection closed: the
+                // evidence ZooKeeper's own protocol gives.
+                let mut conn = EnsembleConn {
+                    inner: Inner::Pending(p),
+                };
+                let client = Verdict::Is {
+                    proto: Proto::Client,
+                    flip: false,
+                };
+                self.settle(&mut conn, key, ts, client);
+                if matches!(conn.inner, Inner::Client { .. } | Inner::Filtered) {
+                    self.close(conn, key, ts, reason);
+                }
+            }
             Inner::Pending(p) => {
                 let bytes = p.up.bytes() + p.down.bytes();
                 if bytes > 0 {

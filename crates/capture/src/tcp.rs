@@ -113,6 +113,13 @@ pub struct TcpConfig {
     pub max_buffer_total: usize,
     /// Most out-of-order segments buffered per direction.
     pub max_segments_per_direction: usize,
+    /// Reorder window: a hole (or data held until the peer's acknowledged bytes arrive) waits
+    /// at most this long (packet time) before it is declared lost…
+    pub reorder_time: Duration,
+    /// …or this many packets of its flow…
+    pub reorder_packets: u64,
+    /// …or until this many bytes wait behind it.
+    pub reorder_bytes: usize,
 }
 
 impl Default for TcpConfig {
@@ -123,6 +130,9 @@ impl Default for TcpConfig {
             max_buffer_per_direction: 1 << 20,
             max_buffer_total: 64 << 20,
             max_segments_per_direction: 4096,
+            reorder_time: Duration::from_millis(50),
+            reorder_packets: 32,
+            reorder_bytes: 256 << 10,
         }
     }
 }
@@ -158,6 +168,11 @@ pub struct TcpStats {
     pub duplicate_bytes: u64,
     /// Segments that arrived ahead of a hole and were buffered.
     pub out_of_order_segments: u64,
+    /// In-order segments held back because they acknowledge peer bytes not captured yet (the
+    /// capture recorded the answer before what it answers); released in causal order.
+    pub held_segments: u64,
+    /// Holes and holds that outlived the reorder window.
+    pub reorder_window_expired: u64,
     /// Gaps reported to the handler.
     pub gaps: u64,
     /// Bytes reported lost in gaps.
@@ -175,12 +190,15 @@ pub struct TcpStats {
 
 /// Receiver of one direction's output.
 trait Out {
-    fn data(&mut self, b: &[u8]);
+    /// Bytes captured at `ts`.
+    fn data(&mut self, ts: Timestamp, b: &[u8]);
     fn gap(&mut self, n: u64);
 }
 
 enum Chunk {
-    Data(Box<[u8]>),
+    /// Bytes, their capture time (delivered late, they keep it) and the peer stream offset
+    /// they wait for (0: none): they answer peer bytes not captured yet.
+    Data(Box<[u8]>, Timestamp, u64),
     /// Known-lost range (payload cut by the snap length).
     Lost(u64),
 }
@@ -188,13 +206,13 @@ enum Chunk {
 impl Chunk {
     fn len(&self) -> u64 {
         match self {
-            Chunk::Data(d) => d.len() as u64,
+            Chunk::Data(d, _, _) => d.len() as u64,
             Chunk::Lost(n) => *n,
         }
     }
     fn mem(&self) -> usize {
         match self {
-            Chunk::Data(d) => d.len(),
+            Chunk::Data(d, _, _) => d.len(),
             Chunk::Lost(_) => 0,
         }
     }
@@ -205,11 +223,16 @@ struct Limits {
     per_dir: usize,
     total: usize,
     chunks: usize,
+    reorder_time: i64,
+    reorder_packets: u64,
+    reorder_bytes: usize,
 }
 
 struct Cx<'a> {
     stats: &'a mut TcpStats,
     limits: Limits,
+    /// The peer's delivered offset, for chunks waiting on it.
+    peer_next: u64,
 }
 
 /// Reassembly state of one direction.
@@ -225,11 +248,15 @@ struct Half {
     fin_off: Option<u64>,
     /// Highest offset the peer acknowledged.
     acked_off: u64,
-    /// Out-of-order data by stream offset; non-overlapping, all > next_off.
+    /// Out-of-order data by stream offset; non-overlapping, all > next_off except held data.
     ooo: BTreeMap<u64, Chunk>,
     buffered: usize,
     /// (seq, len) of the previous segment with data, for exact duplicates.
     last: Option<(u32, u64)>,
+    /// The data at `next_off` is buffered, waiting for the peer bytes it acknowledges.
+    held: bool,
+    /// Since when (packet time, flow packet count) a hole or a hold has been waiting.
+    wait: Option<(Timestamp, u64)>,
 }
 
 impl Half {
@@ -258,21 +285,33 @@ impl Half {
         }
     }
 
-    fn emit_data(&mut self, b: &[u8], cx: &mut Cx<'_>, out: &mut impl Out) {
+    fn emit_data(&mut self, ts: Timestamp, b: &[u8], cx: &mut Cx<'_>, out: &mut impl Out) {
         if !b.is_empty() {
             cx.stats.bytes_delivered += b.len() as u64;
-            out.data(b);
+            out.data(ts, b);
             self.advance_to(self.next_off + b.len() as u64);
         }
     }
 
     /// Pop the first buffered chunk if it starts at or before `next_off` and
-    /// deliver its part beyond `next_off`. Returns false if there is none.
-    fn pop_ready(&mut self, cx: &mut Cx<'_>, out: &mut impl Out) -> bool {
+    /// deliver its part beyond `next_off`. Returns false if there is none, or if it
+    /// waits for peer bytes not delivered yet (unless `force`); `held` tells which.
+    fn pop_ready(&mut self, force: bool, cx: &mut Cx<'_>, out: &mut impl Out) -> bool {
         match self.ooo.first_key_value() {
-            Some((&k, _)) if k <= self.next_off => {}
-            _ => return false,
+            Some((&k, c)) if k <= self.next_off => {
+                if let Chunk::Data(_, _, need) = c {
+                    if *need > cx.peer_next && !force {
+                        self.held = true;
+                        return false;
+                    }
+                }
+            }
+            _ => {
+                self.held = false;
+                return false;
+            }
         }
+        self.held = false;
         let Some((k, chunk)) = self.ooo.pop_first() else {
             return false;
         };
@@ -280,9 +319,9 @@ impl Half {
         cx.stats.buffered_bytes -= chunk.mem() as u64;
         let skip = self.next_off - k;
         match chunk {
-            Chunk::Data(d) => {
+            Chunk::Data(d, ts, _) => {
                 let s = usize::try_from(skip).unwrap_or(usize::MAX);
-                self.emit_data(d.get(s..).unwrap_or(&[]), cx, out);
+                self.emit_data(ts, d.get(s..).unwrap_or(&[]), cx, out);
             }
             Chunk::Lost(n) => self.emit_gap(n.saturating_sub(skip), cx, out),
         }
@@ -290,14 +329,20 @@ impl Half {
     }
 
     fn release_contiguous(&mut self, cx: &mut Cx<'_>, out: &mut impl Out) {
-        while self.pop_ready(cx, out) {}
+        while self.pop_ready(false, cx, out) {}
+    }
+
+    /// Deliver the first chunk even if it waits for the peer, then what follows it.
+    fn release_forced(&mut self, cx: &mut Cx<'_>, out: &mut impl Out) {
+        self.pop_ready(true, cx, out);
+        self.release_contiguous(cx, out);
     }
 
     /// Declare everything up to `target` delivered-or-lost: buffered data in
     /// between is delivered, holes become gaps; then release what follows.
     fn skip_to(&mut self, target: u64, cx: &mut Cx<'_>, out: &mut impl Out) {
         while self.next_off < target {
-            if self.pop_ready(cx, out) {
+            if self.pop_ready(true, cx, out) {
                 continue;
             }
             let upto = match self.ooo.first_key_value() {
@@ -317,34 +362,72 @@ impl Half {
         self.skip_to(target, cx, out);
     }
 
-    /// The peer acknowledged `ack`: data before it that we never saw is lost.
-    /// Acted on only when a hole exists (data buffered beyond it).
-    fn on_peer_ack(&mut self, ack: u32, cx: &mut Cx<'_>, out: &mut impl Out) {
+    /// The peer acknowledged `ack`: remember how far (a hole before it, once the reorder
+    /// window has passed, is lost up to there).
+    fn on_peer_ack(&mut self, ack: u32) {
+        if let Some(off) = self.acked(ack) {
+            self.acked_off = self.acked_off.max(off);
+        }
+    }
+
+    /// The stream offset `ack` acknowledges, if beyond what was delivered.
+    fn acked(&self, ack: u32) -> Option<u64> {
         if !self.synced {
-            return;
+            return None;
         }
         let rel = ack.wrapping_sub(self.next_seq) as i32;
         if rel <= 0 {
-            return;
+            return None;
         }
         let mut off = self.next_off + rel as u64;
         if let Some(f) = self.fin_off {
             off = off.min(f);
         }
-        self.acked_off = self.acked_off.max(off);
-        if let Some((k, c)) = self.ooo.last_key_value() {
-            let end = k + c.len();
-            self.skip_to(off.min(end), cx, out);
+        (off > self.next_off).then_some(off)
+    }
+
+    /// Where the peer's segment acknowledging `ack` says this stream has data not yet
+    /// delivered: the offset to wait for before delivering the peer's data (one byte short of
+    /// the acknowledgement, which may cover a FIN not captured yet).
+    fn behind(&self, ack: u32) -> Option<u64> {
+        let off = self.acked(ack)?.checked_sub(1)?;
+        (off > self.next_off).then_some(off)
+    }
+
+    fn waiting(&self) -> bool {
+        !self.ooo.is_empty()
+    }
+
+    /// The reorder window is over: give up the first hole, and the next ones up to what the
+    /// peer acknowledged, delivering what lies between (unless it waits for the peer).
+    fn expire_hole(&mut self, cx: &mut Cx<'_>, out: &mut impl Out) {
+        let Some((&first, _)) = self.ooo.first_key_value() else {
+            return;
+        };
+        let end = self.ooo.last_key_value().map_or(0, |(k, c)| k + c.len());
+        let limit = first.max(self.acked_off.min(end));
+        while let Some((&k, _)) = self.ooo.first_key_value() {
+            if k <= self.next_off || k > limit {
+                break;
+            }
+            self.emit_gap(k - self.next_off, cx, out);
+            self.release_contiguous(cx, out);
+            if self.held {
+                break;
+            }
         }
     }
 
     /// A segment: payload at `seq`, followed by `missing` uncaptured bytes.
+    #[allow(clippy::too_many_arguments)]
     fn on_segment(
         &mut self,
         seq: u32,
         payload: &[u8],
         missing: u32,
         fin: bool,
+        ts: Timestamp,
+        need: u64,
         cx: &mut Cx<'_>,
         out: &mut impl Out,
     ) {
@@ -394,15 +477,28 @@ impl Half {
         }
         cx.stats.retransmitted_bytes += old;
         // From here start < end, end > next_off >= 0.
-        if start > next {
-            cx.stats.out_of_order_segments += 1;
-            let s = start as u64;
-            if self.acked_off > self.next_off {
-                // The peer already has data we never saw.
-                self.skip_to(self.acked_off.min(s), cx, out);
+        if (self.held || need > cx.peer_next) && start <= next {
+            // In order but held: it answers peer bytes not captured yet, or follows data that
+            // does.
+            let skip = usize::try_from(next - start).unwrap_or(usize::MAX);
+            let rest = payload.get(skip..).unwrap_or(&[]);
+            if self.try_buffer(next as u64, end as u64, rest, ts, need, cx) {
+                cx.stats.held_segments += 1;
+                self.held = true;
+                return;
             }
+            // Over a memory limit: deliver now, order with the peer is lost.
+            self.release_forced(cx, out);
+        }
+        if start > next {
+            if self.held {
+                cx.stats.held_segments += 1;
+            } else {
+                cx.stats.out_of_order_segments += 1;
+            }
+            let s = start as u64;
             if s > self.next_off {
-                if self.try_buffer(s, end as u64, payload, cx) {
+                if self.try_buffer(s, end as u64, payload, ts, need, cx) {
                     return;
                 }
                 // Over a limit: give up holes, oldest first, until it fits.
@@ -411,7 +507,7 @@ impl Half {
                         break;
                     };
                     self.skip_to(k.min(s), cx, out);
-                    if s > self.next_off && self.try_buffer(s, end as u64, payload, cx) {
+                    if s > self.next_off && self.try_buffer(s, end as u64, payload, ts, need, cx) {
                         return;
                     }
                 }
@@ -420,7 +516,7 @@ impl Half {
             }
         }
         if (end as u64) > self.next_off {
-            self.deliver_in_order(start, payload, end as u64, cx, out);
+            self.deliver_in_order(start, payload, end as u64, ts, cx, out);
         }
     }
 
@@ -431,6 +527,7 @@ impl Half {
         start: i64,
         payload: &[u8],
         end: u64,
+        ts: Timestamp,
         cx: &mut Cx<'_>,
         out: &mut impl Out,
     ) {
@@ -438,12 +535,24 @@ impl Half {
         let next0 = self.next_off;
         let mut used = 0u64;
         loop {
-            if self.pop_ready(cx, out) {
+            if self.pop_ready(false, cx, out) {
                 continue;
             }
             let cur = self.next_off;
             if cur >= end {
                 break;
+            }
+            if self.held {
+                // A buffered chunk here waits for the peer: the rest of this segment waits
+                // behind it (or, over a memory limit, everything goes now).
+                let skip = usize::try_from(cur as i64 - start).unwrap_or(usize::MAX);
+                let rest = payload.get(skip..).unwrap_or(&[]);
+                if self.try_buffer(cur, end, rest, ts, 0, cx) {
+                    used += end - cur;
+                    break;
+                }
+                self.release_forced(cx, out);
+                continue;
             }
             let lim = match self.ooo.first_key_value() {
                 Some((&k, _)) => k.min(end),
@@ -454,7 +563,7 @@ impl Half {
                 let a = (c - start) as usize;
                 let b = (l.min(data_end) - start) as usize;
                 match payload.get(a..b) {
-                    Some(bytes) => self.emit_data(bytes, cx, out),
+                    Some(bytes) => self.emit_data(ts, bytes, cx, out),
                     None => break, // unreachable: a <= b <= payload.len()
                 }
             }
@@ -473,7 +582,16 @@ impl Half {
     }
 
     /// Buffer the parts of `[s, e)` not yet buffered, if the limits allow.
-    fn try_buffer(&mut self, s: u64, e: u64, payload: &[u8], cx: &mut Cx<'_>) -> bool {
+    #[allow(clippy::too_many_arguments)]
+    fn try_buffer(
+        &mut self,
+        s: u64,
+        e: u64,
+        payload: &[u8],
+        ts: Timestamp,
+        need: u64,
+        cx: &mut Cx<'_>,
+    ) -> bool {
         // Uncovered sub-ranges of [s, e).
         let mut pieces: Vec<(u64, u64)> = Vec::new();
         let mut cur = s;
@@ -508,7 +626,7 @@ impl Half {
                 let bytes = payload
                     .get((a - s) as usize..(d - s) as usize)
                     .unwrap_or(&[]);
-                self.ooo.insert(a, Chunk::Data(bytes.into()));
+                self.ooo.insert(a, Chunk::Data(bytes.into(), ts, need));
             }
             if b > data_end {
                 let from = a.max(data_end);
@@ -519,6 +637,130 @@ impl Half {
         cx.stats.buffered_bytes += mem as u64;
         cx.stats.buffered_bytes_peak = cx.stats.buffered_bytes_peak.max(cx.stats.buffered_bytes);
         true
+    }
+}
+
+/// After a segment of a flow (or a clock tick): release held data whose peer bytes arrived,
+/// and give up holes and holds older than the reorder window. `out` may point at either
+/// direction; it is turned as needed.
+fn settle<O: Out + Turn>(
+    halves: &mut [Half; 2],
+    pkts: u64,
+    now: Timestamp,
+    cx: &mut Cx<'_>,
+    out: &mut O,
+) {
+    if !halves[0].waiting() && !halves[1].waiting() {
+        // The in-order fast path; a window that ended (its hole filled) is forgotten.
+        halves[0].wait = None;
+        halves[1].wait = None;
+        return;
+    }
+    release_held(halves, cx, out);
+    let mut expired_any = false;
+    for dir in [Direction::ToServer, Direction::ToClient] {
+        let peer = &halves[dir.reverse().idx()];
+        let peer_next = peer.next_off;
+        // Held data waiting for a peer that has a hole is released by that hole's own
+        // window (its bytes may still come); only data waiting on nothing is forced out.
+        let peer_hole = peer.waiting() && !peer.held;
+        let this = &mut halves[dir.idx()];
+        if !this.waiting() {
+            this.wait = None;
+            continue;
+        }
+        if this.held && peer_hole {
+            continue;
+        }
+        let (t0, p0) = *this.wait.get_or_insert((now, pkts));
+        let expired = now.0.saturating_sub(t0.0) > cx.limits.reorder_time
+            || pkts.saturating_sub(p0) >= cx.limits.reorder_packets
+            || this.buffered > cx.limits.reorder_bytes;
+        if !expired {
+            continue;
+        }
+        expired_any = true;
+        cx.stats.reorder_window_expired += 1;
+        cx.peer_next = peer_next;
+        out.turn(dir);
+        if this.held {
+            // What it waited for was not captured: deliver it anyway. The peer's missing
+            // bytes become a gap when its next data shows the hole.
+            this.release_forced(cx, out);
+        } else {
+            this.expire_hole(cx, out);
+        }
+        this.wait = this.waiting().then_some((now, pkts));
+    }
+    if expired_any {
+        release_held(halves, cx, out);
+    }
+}
+
+/// Releases held data whose peer bytes have been delivered; a release on one side can let
+/// the other go, in a chain as long as the data answers each other.
+fn release_held<O: Out + Turn>(halves: &mut [Half; 2], cx: &mut Cx<'_>, out: &mut O) {
+    loop {
+        let mut progress = false;
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            let peer_next = halves[dir.reverse().idx()].next_off;
+            let this = &mut halves[dir.idx()];
+            if this.held {
+                let before = this.next_off;
+                cx.peer_next = peer_next;
+                out.turn(dir);
+                this.release_contiguous(cx, out);
+                progress |= this.next_off != before;
+                if !this.waiting() {
+                    this.wait = None;
+                }
+            }
+        }
+        if !progress {
+            return;
+        }
+    }
+}
+
+/// The flow ends: deliver everything buffered, each message after what it answers as far
+/// as the holes allow (holes become gaps, first the ones nothing waits behind).
+fn flush<O: Out + Turn>(halves: &mut [Half; 2], cx: &mut Cx<'_>, out: &mut O) {
+    loop {
+        release_held(halves, cx, out);
+        if !halves[0].waiting() && !halves[1].waiting() {
+            return;
+        }
+        let dirs = [Direction::ToServer, Direction::ToClient];
+        // A hole first (the data behind it may be what the other side waits for), else
+        // the held data whose peer cannot move.
+        let Some(dir) = dirs
+            .into_iter()
+            .find(|d| halves[d.idx()].waiting() && !halves[d.idx()].held)
+            .or_else(|| dirs.into_iter().find(|d| halves[d.idx()].held))
+        else {
+            return;
+        };
+        cx.peer_next = halves[dir.reverse().idx()].next_off;
+        out.turn(dir);
+        let this = &mut halves[dir.idx()];
+        if this.held {
+            this.release_forced(cx, out);
+        } else if let Some((&k, _)) = this.ooo.first_key_value() {
+            let n = k.saturating_sub(this.next_off);
+            this.emit_gap(n, cx, out);
+            this.release_contiguous(cx, out);
+        }
+    }
+}
+
+/// An [`Out`] whose direction can be changed.
+trait Turn {
+    fn turn(&mut self, dir: Direction);
+}
+
+impl<H: StreamHandler> Turn for Emit<'_, H> {
+    fn turn(&mut self, dir: Direction) {
+        self.dir = dir;
     }
 }
 
@@ -625,6 +867,8 @@ struct Flow<C> {
     /// `None` once closed (the entry lingers to absorb late packets).
     conn: Option<C>,
     halves: [Half; 2],
+    /// Segments of this flow so far (the reorder window's packet clock).
+    pkts: u64,
     last_seen: Timestamp,
     prev: u32,
     next: u32,
@@ -640,8 +884,8 @@ struct Emit<'x, H: StreamHandler> {
 }
 
 impl<H: StreamHandler> Out for Emit<'_, H> {
-    fn data(&mut self, b: &[u8]) {
-        self.h.data(self.conn, self.key, self.dir, self.ts, b);
+    fn data(&mut self, ts: Timestamp, b: &[u8]) {
+        self.h.data(self.conn, self.key, self.dir, ts, b);
     }
     fn gap(&mut self, n: u64) {
         self.h.gap(self.conn, self.key, self.dir, self.ts, n);
@@ -699,6 +943,9 @@ impl<H: StreamHandler> TcpTracker<H> {
             per_dir: self.cfg.max_buffer_per_direction,
             total: self.cfg.max_buffer_total,
             chunks: self.cfg.max_segments_per_direction.max(2),
+            reorder_time: i64::try_from(self.cfg.reorder_time.as_nanos()).unwrap_or(i64::MAX),
+            reorder_packets: self.cfg.reorder_packets,
+            reorder_bytes: self.cfg.reorder_bytes,
         }
     }
 
@@ -715,6 +962,7 @@ impl<H: StreamHandler> TcpTracker<H> {
         if self.now.0 >= self.next_idle_check {
             self.next_idle_check = self.now.0.saturating_add(1_000_000_000);
             self.expire_idle(h);
+            self.settle_all(h);
         }
         let (id, src_is_a) = FlowId::new(seg.src, seg.dst);
         let syn_only = seg.flags.syn && !seg.flags.ack;
@@ -804,6 +1052,7 @@ impl<H: StreamHandler> TcpTracker<H> {
             client_is_a: (dir == Direction::ToServer) == src_is_a,
             conn: Some(conn),
             halves: [Half::default(), Half::default()],
+            pkts: 0,
             last_seen: ts,
             prev: NIL,
             next: NIL,
@@ -842,8 +1091,13 @@ impl<H: StreamHandler> TcpTracker<H> {
         } else {
             Direction::ToClient
         };
+        flow.pkts += 1;
         let Flow {
-            key, conn, halves, ..
+            key,
+            conn,
+            halves,
+            pkts,
+            ..
         } = flow;
         let Some(conn) = conn.as_mut() else {
             self.stats.packets_ignored += 1;
@@ -852,6 +1106,7 @@ impl<H: StreamHandler> TcpTracker<H> {
         let mut cx = Cx {
             stats: &mut self.stats,
             limits,
+            peer_next: u64::MAX,
         };
         let [to_server, to_client] = halves;
         let (this, other) = match dir {
@@ -871,6 +1126,14 @@ impl<H: StreamHandler> TcpTracker<H> {
             }
             seq = seq.wrapping_add(1);
         }
+        // A segment that answers peer bytes not captured yet (captures on `any` or on
+        // multi-queue NICs can record the answer first) waits until they arrive.
+        let need = if seg.flags.ack {
+            other.behind(seg.ack).unwrap_or(0)
+        } else {
+            0
+        };
+        cx.peer_next = other.next_off;
         let mut out = Emit {
             h: &mut *h,
             conn: &mut *conn,
@@ -883,16 +1146,19 @@ impl<H: StreamHandler> TcpTracker<H> {
             seg.payload,
             seg.missing,
             seg.flags.fin,
+            ts,
+            need,
             &mut cx,
             &mut out,
         );
         if seg.flags.ack {
-            out.dir = dir.reverse();
-            other.on_peer_ack(seg.ack, &mut cx, &mut out);
+            other.on_peer_ack(seg.ack);
         }
+        let fins = this.fin_off.is_some() && other.fin_off.is_some();
+        settle(halves, *pkts, self.now, &mut cx, &mut out);
         let reason = if seg.flags.rst {
             Some(CloseReason::Rst)
-        } else if this.fin_off.is_some() && other.fin_off.is_some() {
+        } else if fins {
             Some(CloseReason::Fin)
         } else {
             None
@@ -916,7 +1182,22 @@ impl<H: StreamHandler> TcpTracker<H> {
         let mut cx = Cx {
             stats: &mut self.stats,
             limits,
+            peer_next: u64::MAX,
         };
+        {
+            let mut out = Emit {
+                h: &mut *h,
+                conn: &mut conn,
+                key: &flow.key,
+                dir: Direction::ToServer,
+                ts,
+            };
+            flush(&mut flow.halves, &mut cx, &mut out);
+        }
+        for half in &mut flow.halves {
+            half.wait = None;
+        }
+        cx.peer_next = u64::MAX;
         for dir in [Direction::ToServer, Direction::ToClient] {
             let mut out = Emit {
                 h: &mut *h,
@@ -966,6 +1247,34 @@ impl<H: StreamHandler> TcpTracker<H> {
                 break;
             }
             self.remove(h, t, CloseReason::Idle);
+        }
+    }
+
+    /// Runs the reorder window of every flow with data waiting, so that a quiet flow's
+    /// held data goes out on the clock of the others.
+    fn settle_all(&mut self, h: &mut H) {
+        let limits = self.limits();
+        let now = self.now;
+        for flow in self.slots.iter_mut().flatten() {
+            if !flow.halves.iter().any(Half::waiting) {
+                continue;
+            }
+            let Some(conn) = flow.conn.as_mut() else {
+                continue;
+            };
+            let mut cx = Cx {
+                stats: &mut self.stats,
+                limits,
+                peer_next: u64::MAX,
+            };
+            let mut out = Emit {
+                h: &mut *h,
+                conn,
+                key: &flow.key,
+                dir: Direction::ToServer,
+                ts: now,
+            };
+            settle(&mut flow.halves, flow.pkts, now, &mut cx, &mut out);
         }
     }
 
@@ -1315,22 +1624,103 @@ mod tests {
     }
 
     #[test]
-    fn hole_declared_when_peer_acks_beyond_it() {
-        let mut t = T::new();
+    fn hole_declared_after_the_reorder_window() {
+        let mut t = T::with(TcpConfig {
+            reorder_packets: 2,
+            ..TcpConfig::default()
+        });
         t.handshake(100, 5000);
         t.c(101, 5001, "PA", b"aaaa");
         // 105..109 never captured.
         t.c(109, 5001, "PA", b"cccc");
         assert_eq!(t.events(), vec![Ev::Open(key(), true), data(TS, b"aaaa")]);
         t.s(5001, 113, "A", b""); // server has everything up to 113
+        assert!(t.events().is_empty(), "a reordered segment may still come");
+        t.s(5001, 113, "A", b"");
         assert_eq!(t.events(), vec![Ev::Gap(TS, 4), data(TS, b"cccc")]);
         // An ACK without a hole behind it changes nothing.
         t.s(5001, 120, "A", b"");
         assert!(t.events().is_empty());
-        // A later out-of-order segment uses the ACK already seen.
+        // A later out-of-order segment waits too, then uses the ACK already seen.
         t.c(120, 5001, "PA", b"zz");
+        assert!(t.events().is_empty());
+        t.ts += 60_000_000; // the reorder window is 50 ms of packet time
+        t.s(5001, 122, "A", b"");
         assert_eq!(t.events(), vec![Ev::Gap(TS, 7), data(TS, b"zz")]);
         assert_eq!((t.tr.stats().gaps, t.tr.stats().bytes_lost), (2, 11));
+        assert_eq!(t.tr.stats().reorder_window_expired, 2);
+    }
+
+    #[test]
+    fn segment_captured_after_the_peer_acked_it_is_not_lost() {
+        let mut t = T::new();
+        t.handshake(100, 5000);
+        t.c(101, 5001, "PA", b"aaaa");
+        // The server's ACK for 105..113 is captured before both segments, the second first.
+        t.s(5001, 113, "A", b"");
+        t.c(109, 5001, "PA", b"cccc");
+        t.c(105, 5001, "PA", b"bbbb");
+        t.finish();
+        assert_eq!(
+            t.events(),
+            vec![
+                Ev::Open(key(), true),
+                data(TS, b"aaaabbbbcccc"),
+                Ev::Close(key(), CloseReason::End)
+            ]
+        );
+        assert_eq!(t.tr.stats().gaps, 0);
+    }
+
+    #[test]
+    fn answer_captured_before_its_request_is_delivered_after_it() {
+        let mut t = T::new();
+        t.handshake(100, 5000);
+        t.c(101, 5001, "PA", b"req1");
+        t.s(5001, 105, "PA", b"rep1");
+        // The reply to req2 (it acknowledges 109) is captured before req2.
+        t.s(5005, 109, "PA", b"rep2");
+        t.s(5009, 109, "PA", b"evnt");
+        assert_eq!(
+            t.events(),
+            vec![Ev::Open(key(), true), data(TS, b"req1"), data(TC, b"rep1")]
+        );
+        t.c(105, 5005, "PA", b"req2");
+        assert_eq!(t.events(), vec![data(TS, b"req2"), data(TC, b"rep2evnt")]);
+        t.c(109, 5013, "PA", b"more");
+        assert_eq!(t.events(), vec![data(TS, b"more")]);
+        assert_eq!(t.tr.stats().held_segments, 2);
+        assert_eq!(t.tr.stats().gaps, 0);
+    }
+
+    #[test]
+    fn held_answer_goes_out_when_its_request_was_lost() {
+        let mut t = T::with(TcpConfig {
+            reorder_packets: 3,
+            ..TcpConfig::default()
+        });
+        t.handshake(100, 5000);
+        t.c(101, 5001, "PA", b"req1");
+        // req2 (105..109) was lost by the capture; its reply acknowledges it.
+        t.s(5001, 109, "PA", b"rep2");
+        t.c(109, 5005, "PA", b"req3");
+        t.s(5005, 113, "PA", b"rep3");
+        assert_eq!(t.events(), vec![Ev::Open(key(), true), data(TS, b"req1")]);
+        t.c(113, 5009, "A", b"");
+        assert!(t.events().is_empty());
+        // The request-side hole is given up when its window ends; then each message goes
+        // out after what it answers.
+        t.c(113, 5009, "A", b"");
+        assert_eq!(
+            t.events(),
+            vec![
+                Ev::Gap(TS, 4),
+                data(TC, b"rep2"),
+                data(TS, b"req3"),
+                data(TC, b"rep3")
+            ]
+        );
+        assert_eq!((t.tr.stats().gaps, t.tr.stats().bytes_lost), (1, 4));
     }
 
     #[test]
@@ -1692,6 +2082,7 @@ mod tests {
                 max_buffer_per_direction: 100,
                 max_buffer_total: 150,
                 max_segments_per_direction: 8,
+                ..TcpConfig::default()
             };
             let mut tr: TcpTracker<Checker> = TcpTracker::new(cfg);
             let mut h = Checker::default();

@@ -60,10 +60,15 @@ pub(crate) fn at_start(b: &[u8]) -> Verdict {
         }
     }
     if let Some(w) = b.get(..4) {
-        if four_letter_word([w[0], w[1], w[2], w[3]]).is_some() {
-            return Verdict::Is {
-                proto: Proto::Client,
-                flip: false,
+        if let Some(word) = four_letter_word([w[0], w[1], w[2], w[3]]) {
+            // Exactly the word (`stmk` and its 8-byte mask): then the server's text answer
+            // and close decide (see `four_letter_exchange`). More bytes are another protocol
+            // (memcached's `stats\r\n`).
+            let len = if word == "stmk" { 12 } else { 4 };
+            return if b.len() <= len {
+                Verdict::Wait
+            } else {
+                Verdict::No
             };
         }
     }
@@ -154,6 +159,24 @@ pub(crate) fn at_start(b: &[u8]) -> Verdict {
         }
     }
     Verdict::No
+}
+
+/// Whether a connection that closed after these first bytes was a four-letter-word exchange:
+/// the client sent exactly a word of ZooKeeper's list (with `stmk`, its 8-byte mask) and
+/// nothing more, the server answered with text.
+pub(crate) fn four_letter_exchange(up: &[u8], down: &[u8]) -> bool {
+    let Some(word) = up
+        .get(..4)
+        .and_then(|w| four_letter_word([w[0], w[1], w[2], w[3]]))
+    else {
+        return false;
+    };
+    let len = if word == "stmk" { 12 } else { 4 };
+    up.len() == len
+        && !down.is_empty()
+        && down
+            .iter()
+            .all(|&c| c.is_ascii_graphic() || matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 /// The server side's first bytes of a connection whose start was captured, before the
@@ -306,12 +329,20 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(
-            at_start(b"ruok"),
-            Verdict::Is {
-                proto: Proto::Client,
-                ..
-            }
+        // A four-letter word waits for its answer and close; more bytes are not one.
+        assert_eq!(at_start(b"ruok"), Verdict::Wait);
+        assert_eq!(at_start(b"stats\r\n"), Verdict::No);
+        assert_eq!(at_start(b"stmk\0\0\0\0"), Verdict::Wait);
+        assert!(four_letter_exchange(b"ruok", b"imok"));
+        assert!(four_letter_exchange(
+            b"srvr",
+            b"Zookeeper version: 3.8.0\nMode: x\n"
+        ));
+        assert!(!four_letter_exchange(b"ruok", b""));
+        assert!(!four_letter_exchange(b"stat", b"\0\0\0\x10binary"));
+        assert!(!four_letter_exchange(
+            b"stats\r\n",
+            b"STAT pid 1\r\nEND\r\n"
         ));
         assert_eq!(at_start(b"\x16\x03\x01\x02\x00"), Verdict::Tls);
         assert_eq!(at_start(b"GET / HTTP/1.1\r\n\r\n"), Verdict::No);

@@ -461,6 +461,12 @@ fn tls_on_an_unknown_port_is_identified_once_its_port_is_learnt() {
     // now reported, its protocol still unknown.
     let mut wc = Conn::open(&mut h, 52101, 7000, 4, true);
     wc.data(&mut h, Direction::ToServer, 4, b"srvr");
+    wc.data(
+        &mut h,
+        Direction::ToClient,
+        4,
+        b"Zookeeper version: 3.8.0\nMode: standalone\n",
+    );
     wc.close(&mut h, 5, CloseReason::Fin);
     tc.data(&mut h, Direction::ToServer, 6, &tls_records(&[30]));
     assert_eq!(h.sink.tls, [(1, None, 7100)]);

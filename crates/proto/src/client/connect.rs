@@ -125,6 +125,20 @@ impl<'a> ConnectRequest<'a> {
     pub fn looks_like_prefix(len: usize, head: &[u8]) -> bool {
         plausible(len, head, Self::FIXED_LEN, &[(4, true), (12, false)])
     }
+
+    /// What can be read of a connect request of which only `head`, its
+    /// start, was captured (a snap length): fields not wholly in `head`
+    /// read as 0 (`passwd` and `read_only` as `None` unless whole).
+    pub fn decode_prefix(head: &'a [u8]) -> Self {
+        ConnectRequest::decode(head).unwrap_or(ConnectRequest {
+            protocol_version: int_at(head, 0).unwrap_or(0),
+            last_zxid_seen: long_at(head, 4).unwrap_or(0),
+            timeout: int_at(head, 12).unwrap_or(0),
+            session_id: long_at(head, 16).unwrap_or(0),
+            passwd: None,
+            read_only: None,
+        })
+    }
 }
 
 /// `protocol_version, last_zxid_seen, timeout, session_id ("0x…"),
@@ -186,6 +200,18 @@ impl<'a> ConnectResponse<'a> {
     /// checked.
     pub fn looks_like_prefix(len: usize, head: &[u8]) -> bool {
         plausible(len, head, Self::FIXED_LEN, &[(4, false)])
+    }
+
+    /// What can be read of a connect response of which only `head` was
+    /// captured; fields not wholly in `head` read as 0 / `None`.
+    pub fn decode_prefix(head: &'a [u8]) -> Self {
+        ConnectResponse::decode(head).unwrap_or(ConnectResponse {
+            protocol_version: int_at(head, 0).unwrap_or(0),
+            timeout: int_at(head, 4).unwrap_or(0),
+            session_id: long_at(head, 8).unwrap_or(0),
+            passwd: None,
+            read_only: None,
+        })
     }
 
     /// True when the server refused the session (timeout 0).

@@ -17,8 +17,8 @@ pub use records::{
     VectorIter,
 };
 pub use reply::{
-    decode_event, decode_reply, MultiResult, MultiResults, MultiResultsIter, Reply, ReplyBody,
-    ReplyHeader, WatchEvent,
+    decode_event, decode_event_prefix, decode_reply, MultiResult, MultiResults, MultiResultsIter,
+    Reply, ReplyBody, ReplyHeader, WatchEvent,
 };
 pub use request::{
     decode_request, decode_request_prefix, MultiOp, MultiOps, MultiOpsIter, Request, RequestBody,

@@ -118,6 +118,34 @@ pub fn decode_event(frame: &[u8]) -> Result<(ReplyHeader, WatchEvent<'_>)> {
     Ok((header, WatchEvent::read(&mut r)?))
 }
 
+/// What can be read of a notification frame of which only `head`, its
+/// start, was captured (a snap length): the xid must be there; other
+/// fields not wholly captured read as 0 (`path` as `None`). Not checked to
+/// be a notification.
+pub fn decode_event_prefix(head: &[u8]) -> Result<(ReplyHeader, WatchEvent<'_>)> {
+    if let Ok(whole) = decode_event(head) {
+        return Ok(whole);
+    }
+    // Offsets, not a running reader: a field cut short must not shift the next.
+    let int = |at: usize| head.get(at..at + 4).and_then(|b| b.try_into().ok());
+    let xid = int(0).map(i32::from_be_bytes);
+    let xid = xid.ok_or(DecodeError::new(ErrorKind::Truncated, "xid", 0))?;
+    let zxid = head.get(4..12).and_then(|b| b.try_into().ok());
+    let header = ReplyHeader {
+        xid,
+        zxid: zxid.map_or(0, i64::from_be_bytes),
+        err: ErrCode(int(12).map_or(0, i32::from_be_bytes)),
+    };
+    let event = WatchEvent {
+        event_type: EventType(int(16).map_or(0, i32::from_be_bytes)),
+        state: KeeperState(int(20).map_or(0, i32::from_be_bytes)),
+        path: head
+            .get(24..)
+            .and_then(|rest| Reader::new(rest).ustring("path").ok().flatten()),
+    };
+    Ok((header, event))
+}
+
 /// The record after a [`ReplyHeader`]; its type depends on the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyBody<'a> {

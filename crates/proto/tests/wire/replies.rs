@@ -559,3 +559,36 @@ fn header_decoders() {
         (ErrorKind::Truncated, "err", 12)
     );
 }
+
+#[test]
+fn prefix_decoders_read_what_was_captured() {
+    let req = connect_req(Some(true));
+    let whole = ConnectRequest::decode(&req).unwrap();
+    assert_eq!(ConnectRequest::decode_prefix(&req), whole);
+    for n in 0..req.len() {
+        let p = ConnectRequest::decode_prefix(&req[..n]);
+        // A field is either whole and right, or 0.
+        assert!(p.timeout == whole.timeout || p.timeout == 0, "{n}");
+        assert!(p.session_id == whole.session_id || p.session_id == 0, "{n}");
+        // Only the optional readOnly byte may be missing for passwd to be read.
+        assert_eq!(p.passwd.is_some(), n >= 44, "{n}");
+    }
+    let resp = connect_resp(None);
+    let whole = ConnectResponse::decode(&resp).unwrap();
+    assert_eq!(ConnectResponse::decode_prefix(&resp), whole);
+    for n in 0..resp.len() {
+        let p = ConnectResponse::decode_prefix(&resp[..n]);
+        assert!(p.session_id == whole.session_id || p.session_id == 0, "{n}");
+    }
+    let ev = event_34_rep();
+    let (h, e) = decode_event(&ev).unwrap();
+    assert_eq!(decode_event_prefix(&ev).unwrap(), (h, e));
+    assert!(decode_event_prefix(&ev[..3]).is_err());
+    for n in 4..ev.len() {
+        let (ph, pe) = decode_event_prefix(&ev[..n]).unwrap();
+        assert_eq!(ph.xid, -1);
+        assert!(ph.zxid == -1 || ph.zxid == 0, "{n}");
+        assert!(pe.event_type == e.event_type || pe.event_type.0 == 0, "{n}");
+        assert!(pe.path.is_none(), "{n}");
+    }
+}

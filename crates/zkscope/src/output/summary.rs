@@ -53,8 +53,8 @@ pub fn print_summary(counters: &Counters) {
     );
     let _ = writeln!(
         e,
-        "problems    {} undecodable frames, {} bad length prefixes, {} bytes skipped to resynchronise, {} partial frames dropped at gaps, {} frames cut by gaps (reported from their start)",
-        c.undecodable_frames, c.bad_lengths, c.resync_skipped_bytes, c.partial_frames_dropped, c.cut_frames
+        "problems    {} undecodable frames, {} bad length prefixes, {} bytes skipped to resynchronise, {} partial frames dropped at gaps, {} frames cut by gaps (reported from their start), {} misread frames (impossible error code)",
+        c.undecodable_frames, c.bad_lengths, c.resync_skipped_bytes, c.partial_frames_dropped, c.cut_frames, c.misread_frames
     );
 }
 
