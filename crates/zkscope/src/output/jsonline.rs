@@ -44,6 +44,7 @@ impl JsonLine {
         self.buf.extend_from_slice(&digits[1..]);
     }
 
+    #[inline]
     fn key(&mut self, key: &'static str) {
         self.buf.extend_from_slice(b",\"");
         self.buf.extend_from_slice(key.as_bytes());
