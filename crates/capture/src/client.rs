@@ -758,13 +758,15 @@ impl<S: ClientSink> ClientHandler<S> {
                 // UNIMPLEMENTED for unknown opcodes). Earlier normal requests still waiting
                 // lost their reply in the capture.
                 if k > 0 && !p.out_of_band() && header.err != ErrCode::UNIMPLEMENTED {
-                    let mut i = 0;
-                    while i < c.pending.len() && i < k {
-                        if c.pending[i].out_of_band() {
+                    // Only the `before` requests that preceded it: later ones still wait.
+                    let (mut i, mut before) = (0, k);
+                    while i < before {
+                        if c.pending.get(i).is_none_or(PendingRequest::out_of_band) {
                             i += 1;
                             continue;
                         }
                         if let Some(old) = c.pending.remove(i) {
+                            before -= 1;
                             self.total_pending -= 1;
                             self.report_unanswered(c, ts, old, Unanswered::Skipped);
                         }
@@ -902,11 +904,10 @@ impl<S: ClientSink> StreamHandler for ClientHandler<S> {
             up: Framer::new(MIN_REQUEST, self.cfg.max_frame, saw_syn),
             down: Framer::new(MIN_REPLY.min(20), self.cfg.max_frame, saw_syn),
             up_phase: start,
-            down_phase: if saw_syn {
-                Phase::Running
-            } else {
-                Phase::Start
-            },
+            // Even with the SYN seen, the server's first frame is judged by its shape until the
+            // client's ConnectRequest is decoded: if that request was lost, the ConnectResponse
+            // must not be taken for a reply (a phantom message with xid 0).
+            down_phase: Phase::Start,
             head: [0; 4],
             head_len: 0,
             mode: Mode::Zk,
