@@ -18,11 +18,13 @@ mod support;
 
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use support::{repo_root, run_with_timeout, tail, zkscope, TempDir};
+use zkscope_capture::{parse_tcp, PacketSource};
 
 type Counter = BTreeMap<String, u64>;
 
@@ -563,4 +565,409 @@ fn dropped_segments_never_derail_the_stream() {
         problems.extend(lossy_problems(&dir, &pcap, &truth, seed, 20));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ------------------------------------------- per-message accounting of loss
+
+/// One direction of a TCP connection: (sender, receiver).
+type Half = (SocketAddr, SocketAddr);
+
+/// The byte stream of one direction of the clean capture and where its data segments lie.
+#[derive(Default)]
+struct CleanStream {
+    /// Sequence number of the first payload byte.
+    base: Option<u32>,
+    next: u32,
+    bytes: Vec<u8>,
+}
+
+/// Reads every TCP segment of `pcap`: `(direction, seq, payload length)` of the data
+/// segments, and, when `streams` is given, the (in-order, loss-free) stream of each direction.
+fn segments(
+    pcap: &Path,
+    mut streams: Option<&mut HashMap<Half, CleanStream>>,
+) -> Vec<(Half, u32, u32)> {
+    let mut src = PacketSource::open_file(pcap).expect("open capture");
+    let mut out = Vec::new();
+    while let Some(pkt) = src.next_packet().expect("read capture") {
+        let Ok(seg) = parse_tcp(&pkt) else { continue };
+        let half = (seg.src, seg.dst);
+        if let Some(streams) = streams.as_deref_mut() {
+            let s = streams.entry(half).or_default();
+            if seg.flags.syn {
+                s.base = Some(seg.seq.wrapping_add(1));
+                s.next = seg.seq.wrapping_add(1);
+            }
+            if !seg.payload.is_empty() {
+                if s.base.is_none() {
+                    s.base = Some(seg.seq);
+                    s.next = seg.seq;
+                }
+                assert_eq!(seg.seq, s.next, "the generated capture is not in order");
+                s.bytes.extend_from_slice(seg.payload);
+                s.next = s.next.wrapping_add(seg.payload.len() as u32);
+            }
+        }
+        if !seg.payload.is_empty() {
+            out.push((half, seg.seq, seg.payload.len() as u32));
+        }
+    }
+    out
+}
+
+/// What a message is, as both the truth and zkscope's JSON can say it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum MsgKey {
+    Connect,
+    ConnectReply,
+    Request(i32),
+    Reply(i32),
+    Event,
+}
+
+/// A message of the clean capture.
+#[derive(Debug)]
+struct TrueMsg {
+    /// Opcode (requests) or the opcode of the request it answers (replies).
+    opcode: Option<i32>,
+    err: Option<i32>,
+    path: Option<String>,
+    /// A dropped segment took bytes of this message (or, for a reply, of its request).
+    touched: bool,
+}
+
+/// A message line of `zkscope dump --format json`.
+#[derive(serde::Deserialize)]
+struct OutLine<'a> {
+    dir: &'a str,
+    #[serde(rename = "type")]
+    ty: &'a str,
+    client: &'a str,
+    xid: Option<i32>,
+    opcode: Option<i32>,
+    err: Option<i32>,
+    #[serde(borrow)]
+    path: Option<Cow<'a, str>>,
+}
+
+/// Frames of a clean length-prefixed stream: `(start offset, end offset, body)`.
+fn frames_of(bytes: &[u8]) -> Vec<(u64, u64, &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while let Some(p) = bytes.get(at..at + 4) {
+        let len = u32::from_be_bytes(p.try_into().unwrap()) as usize;
+        let body = bytes
+            .get(at + 4..at + 4 + len)
+            .expect("the clean stream ends inside a frame");
+        out.push((at as u64, (at + 4 + len) as u64, body));
+        at += 4 + len;
+    }
+    assert_eq!(at, bytes.len(), "trailing bytes in a clean stream");
+    out
+}
+
+/// The messages of the clean capture by (client, message key), each marked touched when a
+/// dropped segment (`dropped`: direction → stream byte ranges) overlaps it.
+fn true_messages(
+    streams: &HashMap<Half, CleanStream>,
+    dropped: &HashMap<Half, Vec<(u64, u64)>>,
+) -> BTreeMap<(String, MsgKey), Vec<TrueMsg>> {
+    let hit = |half: &Half, start: u64, end: u64| {
+        dropped
+            .get(half)
+            .is_some_and(|r| r.iter().any(|&(a, b)| a < end && start < b))
+    };
+    let mut msgs: BTreeMap<(String, MsgKey), Vec<TrueMsg>> = BTreeMap::new();
+    // Requests first: replies take their opcode and touched flag.
+    let mut requests: HashMap<(String, i32), (i32, bool)> = HashMap::new();
+    for to_server in [true, false] {
+        for (half, s) in streams {
+            if (half.1.port() == 2181) != to_server {
+                continue;
+            }
+            let client = if to_server { half.0 } else { half.1 }.to_string();
+            for (i, (start, end, body)) in frames_of(&s.bytes).into_iter().enumerate() {
+                let touched = hit(half, start, end);
+                let head = |at: usize| i32::from_be_bytes(body[at..at + 4].try_into().unwrap());
+                let (key, m) = match (to_server, i) {
+                    (true, 0) => (
+                        MsgKey::Connect,
+                        TrueMsg {
+                            opcode: None,
+                            err: None,
+                            path: None,
+                            touched,
+                        },
+                    ),
+                    (false, 0) => (
+                        MsgKey::ConnectReply,
+                        TrueMsg {
+                            opcode: None,
+                            err: None,
+                            path: None,
+                            touched,
+                        },
+                    ),
+                    (true, _) => {
+                        let r = zkscope_proto::decode_request(body).expect("clean request");
+                        let (xid, op) = (r.header.xid, r.header.opcode.0);
+                        requests.insert((client.clone(), xid), (op, touched));
+                        let path = r.body.path().map(|p| p.to_string());
+                        (
+                            MsgKey::Request(xid),
+                            TrueMsg {
+                                opcode: Some(op),
+                                err: None,
+                                path,
+                                touched,
+                            },
+                        )
+                    }
+                    (false, _) if head(0) == -1 => (
+                        MsgKey::Event,
+                        TrueMsg {
+                            opcode: None,
+                            err: None,
+                            path: None,
+                            touched,
+                        },
+                    ),
+                    (false, _) => {
+                        let xid = head(0);
+                        let err = i32::from_be_bytes(body[12..16].try_into().unwrap());
+                        let (op, req_touched) = requests
+                            .get(&(client.clone(), xid))
+                            .copied()
+                            .expect("a reply without its request in the clean capture");
+                        let touched = touched || (xid >= 0 && req_touched);
+                        (
+                            MsgKey::Reply(xid),
+                            TrueMsg {
+                                opcode: Some(op),
+                                err: Some(err),
+                                path: None,
+                                touched,
+                            },
+                        )
+                    }
+                };
+                msgs.entry((client.clone(), key)).or_default().push(m);
+            }
+        }
+    }
+    msgs
+}
+
+/// Outcome of one lossy run.
+struct LossReport {
+    untouched: u64,
+    correct: u64,
+    /// The first untouched messages that were not decoded and paired correctly.
+    missed: Vec<String>,
+    invented: Vec<String>,
+    gaps: u64,
+    bytes_lost: u64,
+    dropped_bytes: u64,
+    drops: u64,
+    stderr: String,
+}
+
+/// Generates a capture, drops 2% of its data segments (plus `extra` mangling), decodes it,
+/// and compares every message with the clean capture's.
+fn loss_report(dir: &TempDir, seed: u64, extra: &[&str]) -> LossReport {
+    let (pcap, _) = generate_n(dir, 10_000);
+    let mut streams = HashMap::new();
+    let clean = segments(&pcap, Some(&mut streams));
+    let drops = (clean.len() as u64).div_ceil(50);
+    let lossy = dir.join(format!("loss-{seed}.pcap"));
+    let (seed_s, drop_s) = (seed.to_string(), drops.to_string());
+    let mut args = vec!["--seed", &seed_s, "--drop", &drop_s];
+    args.extend_from_slice(extra);
+    let s = mangle(&pcap, &lossy, &args);
+    assert_eq!(stat(&s, "dropped"), drops, "{s}");
+
+    // The dropped segments: clean data segments absent from the lossy capture.
+    let kept: HashSet<(Half, u32, u32)> = segments(&lossy, None).into_iter().collect();
+    let mut dropped: HashMap<Half, Vec<(u64, u64)>> = HashMap::new();
+    let mut dropped_bytes = 0;
+    for seg @ (half, seq, len) in &clean {
+        if !kept.contains(seg) {
+            let base = streams[half].base.expect("stream start");
+            let off = u64::from(seq.wrapping_sub(base));
+            dropped
+                .entry(*half)
+                .or_default()
+                .push((off, off + u64::from(*len)));
+            dropped_bytes += u64::from(*len);
+        }
+    }
+    assert_eq!(dropped_bytes, stat(&s, "dropped_bytes"), "{s}");
+    let truth = true_messages(&streams, &dropped);
+
+    let out = zkscope(&["dump", "-r", lossy.to_str().unwrap(), "--format", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success() && !stderr.contains("panicked"),
+        "{}",
+        tail(&stderr, 30)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
+    let mut decoded: BTreeMap<(String, MsgKey), Vec<OutLine<'_>>> = BTreeMap::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let m: OutLine<'_> = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let key = match (m.dir, m.ty) {
+            ("request", "ConnectRequest") => MsgKey::Connect,
+            ("reply", "ConnectReply") => MsgKey::ConnectReply,
+            ("request", _) => MsgKey::Request(m.xid.expect("request xid")),
+            ("reply", _) => MsgKey::Reply(m.xid.expect("reply xid")),
+            ("event", _) => MsgKey::Event,
+            _ => panic!("unexpected message: {line}"),
+        };
+        decoded
+            .entry((m.client.to_string(), key))
+            .or_default()
+            .push(m);
+    }
+
+    // A decoded message matches a true one when every field it has agrees (a frame cut by a
+    // gap may lack its path, never have another one; a reply must be paired with its own
+    // request's opcode or be unpaired, never paired with another).
+    let agrees = |t: &TrueMsg, o: &OutLine<'_>, strict: bool| -> bool {
+        let op_ok = match (o.dir, o.opcode) {
+            ("request", op) => op.is_none() || op == t.opcode,
+            (_, None) => !strict || t.opcode.is_none(),
+            (_, op) => op == t.opcode,
+        };
+        let path_ok = match (&o.path, &t.path) {
+            (Some(p), Some(q)) => p == q,
+            (Some(_), None) => o.dir != "request",
+            (None, q) => !strict || q.is_none(),
+        };
+        op_ok && path_ok && (t.err.is_none() || o.err == t.err)
+    };
+    let (mut untouched, mut correct) = (0, 0);
+    let (mut invented, mut missed) = (Vec::new(), Vec::new());
+    for (key, outs) in &decoded {
+        let Some(ts) = truth.get(key) else {
+            invented.push(format!("{key:?}: {} decoded, none sent", outs.len()));
+            continue;
+        };
+        if outs.len() > ts.len() {
+            invented.push(format!(
+                "{key:?}: {} decoded, {} sent",
+                outs.len(),
+                ts.len()
+            ));
+        }
+        for o in outs {
+            if !ts.iter().any(|t| agrees(t, o, false)) {
+                invented.push(format!(
+                    "{key:?}: decoded opcode {:?} err {:?} path {:?}, sent {ts:?}",
+                    o.opcode, o.err, o.path
+                ));
+            }
+        }
+    }
+    for (key, ts) in &truth {
+        let mut outs: Vec<&OutLine<'_>> = decoded
+            .get(key)
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        for t in ts.iter().filter(|t| !t.touched) {
+            untouched += 1;
+            if let Some(i) = outs.iter().position(|o| agrees(t, o, true)) {
+                outs.swap_remove(i);
+                correct += 1;
+            } else if missed.len() < 12 {
+                let got: Vec<String> = decoded
+                    .get(key)
+                    .into_iter()
+                    .flatten()
+                    .map(|o| format!("opcode {:?} err {:?} path {:?}", o.opcode, o.err, o.path))
+                    .collect();
+                missed.push(format!("{key:?}: sent {t:?}, decoded {got:?}"));
+            }
+        }
+    }
+    LossReport {
+        untouched,
+        correct,
+        missed,
+        invented,
+        gaps: summary_count(&stderr, GAPS),
+        bytes_lost: summary_count(&stderr, BYTES_LOST),
+        dropped_bytes,
+        drops,
+        stderr,
+    }
+}
+
+/// ≥ 99% of the messages no drop touched decode and pair correctly, nothing is invented,
+/// and every lost byte is counted.
+fn assert_loss_report(r: &LossReport, what: &str) {
+    let ratio = r.correct as f64 / r.untouched as f64;
+    eprintln!(
+        "{what}: {} of {} untouched messages decoded and paired ({:.3}%), {} drops, {} gaps, {} bytes lost",
+        r.correct,
+        r.untouched,
+        100.0 * ratio,
+        r.drops,
+        r.gaps,
+        r.bytes_lost
+    );
+    assert!(
+        r.untouched > 15_000,
+        "{what}: too few messages ({})",
+        r.untouched
+    );
+    assert!(
+        r.invented.is_empty(),
+        "{what}: {} decoded messages were never sent:\n{}\n{}",
+        r.invented.len(),
+        r.invented
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n"),
+        tail(&r.stderr, 8)
+    );
+    assert!(
+        ratio >= 0.99,
+        "{what}: only {} of {} untouched messages decoded and paired; first misses:\n{}\n{}",
+        r.correct,
+        r.untouched,
+        r.missed.join("\n"),
+        tail(&r.stderr, 8)
+    );
+    assert!(
+        (1..=r.drops).contains(&r.gaps),
+        "{what}: {} gaps for {} drops",
+        r.gaps,
+        r.drops
+    );
+    assert_eq!(
+        r.bytes_lost,
+        r.dropped_bytes,
+        "{what}: bytes lost\n{}",
+        tail(&r.stderr, 8)
+    );
+}
+
+#[test]
+fn two_percent_loss_with_duplicates_loses_only_what_was_dropped() {
+    let dir = TempDir::new("robust-loss-dup");
+    let r = loss_report(
+        &dir,
+        31,
+        &["--duplicate", "0.05", "--retransmit-overlap", "0.05"],
+    );
+    assert_loss_report(&r, "2% dropped + duplicates + overlaps");
+}
+
+#[test]
+fn two_percent_loss_with_reordering_loses_only_what_was_dropped() {
+    let dir = TempDir::new("robust-loss-reorder");
+    let r = loss_report(&dir, 37, &["--duplicate", "0.05", "--reorder", "0.05"]);
+    assert_loss_report(&r, "2% dropped + duplicates + reordering");
 }
