@@ -61,6 +61,7 @@ mod key;
 mod latency;
 pub mod quorum;
 pub mod window;
+pub mod zkstats;
 
 pub use agg::{
     sort_rows, write_value, Aggregator, Column, Config, Filter, Group, GroupTable, Row, Summary,
