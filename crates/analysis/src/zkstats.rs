@@ -485,25 +485,38 @@ impl ZkStats {
 
     /// `/json/paths`: `{"<family><path>": count}` cut to the top `max_results` per family.
     pub fn paths(&self) -> BTreeMap<String, u64> {
+        self.paths_top(self.cfg.max_results)
+    }
+
+    /// `/json/paths` cut to `top` keys per family (0 = all).
+    pub fn paths_top(&self, top: usize) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        self.per_path.export("", self.cfg.max_results, &mut out);
+        self.per_path.export("", top, &mut out);
         self.latency_keys(&mut out);
         out
     }
 
     /// `/json/ips`: keys `per_ip/<family><path>:<ip>`.
     pub fn ips(&self) -> BTreeMap<String, u64> {
+        self.ips_top(self.cfg.max_results)
+    }
+
+    /// [`ZkStats::ips`] cut to `top` keys per family (0 = all).
+    pub fn ips_top(&self, top: usize) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        self.per_ip
-            .export("per_ip/", self.cfg.max_results, &mut out);
+        self.per_ip.export("per_ip/", top, &mut out);
         out
     }
 
     /// `/json/auths`: keys `per_auth/<family><path>:<auth>`.
     pub fn auths(&self) -> BTreeMap<String, u64> {
+        self.auths_top(self.cfg.max_results)
+    }
+
+    /// [`ZkStats::auths`] cut to `top` keys per family (0 = all).
+    pub fn auths_top(&self, top: usize) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        self.per_auth
-            .export("per_auth/", self.cfg.max_results, &mut out);
+        self.per_auth.export("per_auth/", top, &mut out);
         out
     }
 
