@@ -1,121 +1,12 @@
 //! The HTTP endpoints over a real socket, serving zktraffic's set_data capture replayed
 //! through the real capture pipeline.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
 
-use zkscope_analysis::daemon::DaemonSink;
+use common::{get, json, replayed, start};
 use zkscope_analysis::metrics::{self, MetricsConfig};
-use zkscope_analysis::zkstats::{StatsConfig, WindowedStats};
-use zkscope_capture::client::{ClientConfig, ClientHandler, ServerSpec};
-use zkscope_capture::{parse_tcp, PacketSource, TcpConfig, TcpTracker, Timestamp};
-use zkscope_serve::{About, Health, Shared, Window};
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/zktraffic")
-        .join(name)
-}
-
-/// Replays a capture into fresh shared state and publishes its (only) window.
-fn replayed(name: &str, cfg: &StatsConfig) -> Arc<Shared> {
-    let (m, rec) = metrics::new(&MetricsConfig::default());
-    let shared = Shared::new(
-        m,
-        About {
-            source: format!("file:{name}"),
-            window_secs: 60.0,
-            filter: None,
-        },
-    );
-    let stats = WindowedStats::new(cfg, 3_600_000_000_000);
-    let mut src = PacketSource::open_file(&fixture(name)).expect("open fixture");
-    let spec = ServerSpec {
-        ports: vec![2181],
-        ..ServerSpec::default()
-    };
-    let mut h = ClientHandler::new(spec, ClientConfig::default(), DaemonSink::new(stats, rec));
-    let mut tr = TcpTracker::new(TcpConfig::default());
-    let mut last = Timestamp::ZERO;
-    while let Some(p) = src.next_packet().expect("read") {
-        last = p.ts;
-        if let Ok(seg) = parse_tcp(&p) {
-            tr.segment(&mut h, p.ts, &seg);
-        }
-    }
-    tr.finish(&mut h, last);
-    h.sink.finish(last);
-    let w = h.sink.stats.last().expect("a window").clone();
-    shared.publish(Window {
-        stats: w,
-        index: h.sink.stats.completed(),
-    });
-    shared.set_health(Health::Finished);
-    shared
-}
-
-/// Starts the server on a free loopback port (in a thread with its own runtime).
-fn start(shared: Arc<Shared>) -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    listener.set_nonblocking(true).expect("nonblocking");
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let _ = zkscope_serve::serve(l, shared, std::future::pending()).await;
-        });
-    });
-    addr
-}
-
-struct Resp {
-    status: u16,
-    content_type: String,
-    body: String,
-}
-
-fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> Resp {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{accept}Connection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    Resp {
-        status,
-        content_type,
-        body: body.to_string(),
-    }
-}
-
-fn json(r: &Resp) -> serde_json::Value {
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.content_type.starts_with("application/json"));
-    serde_json::from_str(&r.body).expect("JSON")
-}
+use zkscope_analysis::zkstats::StatsConfig;
+use zkscope_serve::{About, Health, Shared};
 
 #[test]
 fn zktraffic_endpoints_over_http() {
