@@ -18,6 +18,9 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod log;
+pub mod privs;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
