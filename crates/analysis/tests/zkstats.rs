@@ -340,3 +340,82 @@ fn dump_replies_errors_and_latency() {
     check(&s.ips(), &[("per_ip/errors/dknightly:127.0.0.1", 1)]);
     check(&s.auths(), &[("per_auth/errors/dknightly:noauth", 1)]);
 }
+
+/// A flood of distinct paths from many short-lived connections: keys stay bounded, totals
+/// stay exact, the metrics' namespace label stays capped.
+#[test]
+fn path_and_connection_floods_stay_bounded() {
+    use zkscope_analysis::metrics::{self, MetricsConfig};
+    use zkscope_capture::client::{ConnInfo, Kind, Msg};
+    use zkscope_proto::client::{OpCode, Request, RequestBody, RequestHeader};
+    use zkscope_proto::JStr;
+
+    let cfg = StatsConfig {
+        max_keys: 5_000,
+        max_clients: 1_000,
+        max_conns: 1_000,
+        ..StatsConfig::default()
+    };
+    let mut sink = StatsSink::new(&cfg);
+    let (m, mut rec) = metrics::new(&MetricsConfig::default());
+    const N: u64 = 100_000;
+    let mut path = String::new();
+    for i in 0..N {
+        // A new connection for every request (100,000 connections).
+        let conn = ConnInfo {
+            id: i,
+            client: format!(
+                "10.{}.{}.{}:{}",
+                (i >> 16) & 255,
+                (i >> 8) & 255,
+                i & 255,
+                1024 + (i % 60_000)
+            )
+            .parse()
+            .expect("addr"),
+            server: "10.0.0.1:2181".parse().expect("addr"),
+            session: None,
+        };
+        path.clear();
+        path.push_str(&format!("/ns{i}/node{i}"));
+        let msg = Msg {
+            ts: Timestamp(i as i64 * 1_000),
+            conn: &conn,
+            size: 40,
+            kind: Kind::Request(Request {
+                header: RequestHeader {
+                    xid: 1,
+                    opcode: OpCode::GET_DATA,
+                },
+                body: RequestBody::PathWatch {
+                    path: JStr(path.as_bytes()),
+                    watch: false,
+                },
+                trailing: 0,
+            }),
+            error: None,
+            frame: &[],
+            cut: false,
+        };
+        sink.message(&msg);
+        rec.message(&msg);
+    }
+    let s = &sink.stats;
+    assert!(s.keys() <= 3 * 5_001 + 64, "{} keys", s.keys());
+    assert!(s.keys_folded() > 0);
+    assert_eq!(s.path_value("total/reads"), N);
+    assert_eq!(s.path_value("total/readBytes"), 40 * N);
+    assert_eq!(s.requests, N);
+    assert!(s.auths_dump().len() <= 1_000);
+    assert!(s.clients_dropped > 0);
+    let om = m.encode();
+    let namespaces = om
+        .lines()
+        .filter(|l| l.starts_with("zkscope_namespace_requests_total{"))
+        .count();
+    // 20 namespaces and `other`, read and write each.
+    assert_eq!(namespaces, 2 * 21, "{om}");
+    assert!(
+        om.contains("zkscope_namespace_requests_total{namespace=\"other\",kind=\"read\"} 99980\n")
+    );
+}
