@@ -387,6 +387,21 @@ const WATCH_TYPES: [&str; 5] = [
     "persistent_recursive",
 ];
 
+/// Label values of a series, with the `server` label when configured.
+fn labels(cfg: &MetricsConfig, names: &[String], server: u16, mut l: Labels) -> Labels {
+    if cfg.server_label {
+        let name = match server {
+            u16::MAX => "other".to_string(),
+            i => names
+                .get(usize::from(i).wrapping_sub(1))
+                .cloned()
+                .unwrap_or_else(|| "other".to_string()),
+        };
+        l.push(("server", name));
+    }
+    l
+}
+
 /// Builds the registry and its recorder.
 pub fn new(cfg: &MetricsConfig) -> (Metrics, Recorder) {
     let mut reg = Registry::with_prefix("zkscope");
@@ -648,73 +663,45 @@ impl Recorder {
         }
     }
 
-    fn labels(&self, server: u16, mut l: Labels) -> Labels {
-        if self.cfg.server_label {
-            let name = match server {
-                u16::MAX => "other".to_string(),
-                i => self
-                    .server_names
-                    .get(usize::from(i).wrapping_sub(1))
-                    .cloned()
-                    .unwrap_or_else(|| "other".to_string()),
+    /// A counter of the small families, its labels built only the first time.
+    fn misc(&mut self, fam: u16, a: i32, b: i32) -> &Counter {
+        let (watches_set, watches_fired, four_letter, auth) = (
+            &self.watches_set,
+            &self.watches_fired,
+            &self.four_letter,
+            &self.auth,
+        );
+        self.c_misc.get((fam, a, b), || {
+            let pick = |names: &[&'static str]| {
+                names
+                    .get(usize::try_from(a).unwrap_or(usize::MAX))
+                    .copied()
+                    .unwrap_or("other")
+                    .to_string()
             };
-            l.push(("server", name));
-        }
-        l
-    }
-
-    fn misc(&mut self, fam: u16, a: i32, b: i32) -> Counter {
-        let (family, labels): (&Family<Labels, Counter>, Labels) = match fam {
-            WATCH_SET => (
-                &self.watches_set,
-                vec![(
-                    "type",
-                    WATCH_TYPES
-                        .get(a as usize)
-                        .copied()
-                        .unwrap_or("other")
-                        .to_string(),
-                )],
-            ),
-            WATCH_FIRED => (
-                &self.watches_fired,
-                vec![(
-                    "type",
-                    zkscope_proto::client::EventType(a)
-                        .name()
-                        .unwrap_or("UnknownWatchEvent")
-                        .to_string(),
-                )],
-            ),
-            FOUR_LETTER => (
-                &self.four_letter,
-                vec![(
-                    "command",
-                    FOUR_LETTER_WORDS
-                        .get(a as usize)
-                        .copied()
-                        .unwrap_or("other")
-                        .to_string(),
-                )],
-            ),
-            _ => (
-                &self.auth,
-                vec![
-                    (
-                        "scheme",
-                        SCHEMES
-                            .get(a as usize)
-                            .copied()
-                            .unwrap_or("other")
+            let (family, l): (&Family<Labels, Counter>, Labels) = match fam {
+                WATCH_SET => (watches_set, vec![("type", pick(&WATCH_TYPES))]),
+                WATCH_FIRED => (
+                    watches_fired,
+                    vec![(
+                        "type",
+                        zkscope_proto::client::EventType(a)
+                            .name()
+                            .unwrap_or("UnknownWatchEvent")
                             .to_string(),
-                    ),
-                    ("result", result_label(b).to_string()),
-                ],
-            ),
-        };
-        self.c_misc
-            .get((fam, a, b), || family.get_or_create(&labels).clone())
-            .clone()
+                    )],
+                ),
+                FOUR_LETTER => (four_letter, vec![("command", pick(&FOUR_LETTER_WORDS))]),
+                _ => (
+                    auth,
+                    vec![
+                        ("scheme", pick(&SCHEMES)),
+                        ("result", result_label(b).to_string()),
+                    ],
+                ),
+            };
+            family.get_or_create(&l).clone()
+        })
     }
 
     /// Request-side facts a [`Call`] does not carry: watches set, auth schemes, namespaces,
@@ -863,21 +850,23 @@ impl Recorder {
     }
 
     fn reply_counters(&mut self, key: (u16, i32, i32), size: u64) {
-        let labels = self.labels(
-            key.0,
-            vec![
-                ("op", op_label(key.1).to_string()),
-                ("result", result_label(key.2).to_string()),
-            ],
-        );
+        let (cfg, names) = (&self.cfg, &self.server_names);
         let fam = &self.replies;
         self.c_replies
-            .get(key, || fam.get_or_create(&labels).clone())
+            .get(key, || {
+                let l = vec![
+                    ("op", op_label(key.1).to_string()),
+                    ("result", result_label(key.2).to_string()),
+                ];
+                fam.get_or_create(&labels(cfg, names, key.0, l)).clone()
+            })
             .inc();
-        let labels = self.labels(key.0, vec![("op", op_label(key.1).to_string())]);
         let fam = &self.reply_bytes;
         self.c_reply_bytes
-            .get((key.0, key.1, 0), || fam.get_or_create(&labels).clone())
+            .get((key.0, key.1, 0), || {
+                let l = vec![("op", op_label(key.1).to_string())];
+                fam.get_or_create(&labels(cfg, names, key.0, l)).clone()
+            })
             .inc_by(size);
     }
 
@@ -910,30 +899,34 @@ impl Recorder {
         };
         let s = self.server(c.conn.server);
         let res = err_key(c.err);
-        let labels = self.labels(
-            s,
-            vec![
-                ("op", op_label(op).to_string()),
-                ("result", result_label(res).to_string()),
-            ],
-        );
+        let (cfg, names) = (&self.cfg, &self.server_names);
+        let op_only = || vec![("op", op_label(op).to_string())];
         let fam = &self.requests;
         self.c_requests
-            .get((s, op, res), || fam.get_or_create(&labels).clone())
+            .get((s, op, res), || {
+                let l = vec![
+                    ("op", op_label(op).to_string()),
+                    ("result", result_label(res).to_string()),
+                ];
+                fam.get_or_create(&labels(cfg, names, s, l)).clone()
+            })
             .inc();
-        let labels = self.labels(s, vec![("op", op_label(op).to_string())]);
         let fam = &self.request_bytes;
         self.c_request_bytes
-            .get((s, op, 0), || fam.get_or_create(&labels).clone())
+            .get((s, op, 0), || {
+                fam.get_or_create(&labels(cfg, names, s, op_only())).clone()
+            })
             .inc_by(u64::from(c.request_size));
-        if c.err.is_some() {
-            self.reply_counters((s, op, res), c.reply_size);
-        }
         if let Some(ns) = c.latency_ns {
             let fam = &self.duration;
             self.c_duration
-                .get((s, op, 0), || fam.get_or_create(&labels).clone())
+                .get((s, op, 0), || {
+                    fam.get_or_create(&labels(cfg, names, s, op_only())).clone()
+                })
                 .observe(ns.max(0) as f64 / 1e9);
+        }
+        if c.err.is_some() {
+            self.reply_counters((s, op, res), c.reply_size);
         }
         if c.kind == CallKind::Request(OpCode::AUTH) || c.kind == CallKind::Request(OpCode::SASL) {
             let scheme = if c.kind == CallKind::Request(OpCode::SASL) {
