@@ -423,14 +423,13 @@ impl ZkStats {
         self.per_path.add(TOTAL, "/replies", 1, cap);
         if failed {
             self.per_path.add(TOTAL, "/errors", 1, cap);
-            let name = err.name().unwrap_or("UNKNOWN");
-            let mut key = String::with_capacity(name.len() + 1);
-            key.push('/');
-            key.push_str(name);
-            self.per_path.add(ERROR_CODES, &key, 1, cap);
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            buf.push('/');
+            buf.push_str(err.name().unwrap_or("UNKNOWN"));
+            self.per_path.add(ERROR_CODES, &buf, 1, cap);
             let p = if path.is_empty() { "/" } else { path };
             self.per_path.add(ERRORS, p, 1, cap);
-            let mut buf = std::mem::take(&mut self.buf);
             buf.clear();
             buf.push_str(path);
             buf.push(':');
