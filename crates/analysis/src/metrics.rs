@@ -18,7 +18,8 @@
 //! | `zkscope_auth_attempts_total` | `scheme` (`digest`, `ip`, `x509`, `sasl`, `world`, `super`, `other`), `result` (never the identity) |
 //! | `zkscope_namespace_requests_total`, `zkscope_namespace_request_bytes_total` | `namespace` (the path cut to `namespace_depth` components, for the first `max_namespaces` seen; the rest `other`), `kind` (`read`/`write`) |
 //! | `zkscope_client_requests_total` (only with `per_client`) | `client` (IP, the first `max_clients`; the rest `other`) |
-//! | `zkscope_quorum_proposals_total`, `zkscope_quorum_commits_total`, `zkscope_quorum_proposal_commit_seconds`, `zkscope_elections_total`, `zkscope_election_duration_seconds`, `zkscope_quorum_leader` (sid, −1 unknown) | – |
+//! | `zkscope_elections_total` | `kind`: `election` (a leader elected), `rejoin` (a restarted server finding the leader), `other` |
+//! | `zkscope_quorum_proposals_total`, `zkscope_quorum_commits_total`, `zkscope_quorum_proposal_commit_seconds`, `zkscope_election_duration_seconds`, `zkscope_quorum_leader` (sid, −1 unknown) | – |
 //! | `zkscope_capture_packets_total`, `zkscope_capture_packets_dropped_total` (kernel), `zkscope_capture_packets_interface_dropped_total`, `zkscope_decode_errors_total`, `zkscope_tcp_gaps_total`, `zkscope_tcp_lost_bytes_total`, `zkscope_resync_skipped_bytes_total`, `zkscope_capture_up` | – |
 //!
 //! When several servers are watched ([`MetricsConfig::server_label`]), the request, reply,
@@ -336,7 +337,7 @@ pub struct Recorder {
     proposals: Counter,
     commits: Counter,
     proposal_commit: Histogram,
-    elections: Counter,
+    elections: Family<Labels, Counter>,
     election_duration: Histogram,
     leader: Gauge,
     packets: Absolute,
@@ -523,7 +524,16 @@ pub fn new(cfg: &MetricsConfig) -> (Metrics, Recorder) {
         Unit::Seconds,
         proposal_commit.clone(),
     );
-    let elections = counter(&mut reg, "elections", "Leader elections seen");
+    let elections = Family::<Labels, Counter>::default();
+    reg.register(
+        "elections",
+        "Election rounds seen, by kind (election, rejoin)",
+        elections.clone(),
+    );
+    // Zero series up front: "no election yet" is 0, not absent.
+    for kind in ["election", "rejoin"] {
+        let _ = elections.get_or_create(&vec![("kind", kind.to_string())]);
+    }
     let election_duration = election_histogram();
     reg.register_with_unit(
         "election_duration",
@@ -1002,9 +1012,15 @@ impl Recorder {
         }
     }
 
-    /// A finished leader election.
-    pub fn election(&mut self, duration_ns: i64, leader: Option<i64>) {
-        self.elections.inc();
+    /// A finished election round of `kind` (`election`, `rejoin`; others count as `other`).
+    pub fn election(&mut self, kind: &str, duration_ns: i64, leader: Option<i64>) {
+        let kind = match kind {
+            "election" | "rejoin" => kind,
+            _ => "other",
+        };
+        self.elections
+            .get_or_create(&vec![("kind", kind.to_string())])
+            .inc();
         self.election_duration
             .observe(duration_ns.max(0) as f64 / 1e9);
         if let Some(l) = leader {
