@@ -63,9 +63,9 @@ pub mod fmt;
 mod hash;
 mod key;
 mod latency;
+pub mod metrics;
 pub mod quorum;
 pub mod window;
-pub mod metrics;
 pub mod zkstats;
 
 pub use agg::{
