@@ -237,7 +237,8 @@ fn live_kazoo_workload_on_real_zookeeper() {
     }
     let zk = ZkServer::standalone(ZkOpts::new());
     let zk_port = zk.client_port();
-    let window = 10;
+    // Long enough for the few operations of the workload on a loaded machine.
+    let window = 15;
     let d = Daemon::start(&[
         "-i",
         "lo",
