@@ -12,6 +12,11 @@
 #   * prometheus-alertmanager – a real Alertmanager for `zkscope monitor`'s tests
 #                        (its service is not started here; tests run their own)
 #   * openssl          – certificates for the monitor's STARTTLS test
+#   * prometheus       – a real Prometheus scraping `zkscope serve` (and promtool,
+#                        which checks /metrics and contrib/ alerting rules); its
+#                        service is not needed (tests run their own)
+#   * python3-prometheus-client – an OpenMetrics parser for /metrics
+#   * wrk              – an HTTP load generator for `zkscope serve`'s load test
 #
 # Idempotent and quick when everything is already there: apt-get update and
 # apt-get install only run when a package is missing; pip only runs when the
@@ -36,7 +41,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 pkgs=(libpcap-dev zookeeper tcpdump python3-venv ca-certificates
-      python3-aiosmtpd prometheus-alertmanager openssl)
+      python3-aiosmtpd prometheus-alertmanager openssl prometheus
+      python3-prometheus-client wrk)
 if [ "${ZKSCOPE_SKIP_TSHARK:-0}" != "1" ]; then
     pkgs+=(tshark)
 fi
@@ -70,12 +76,19 @@ command -v java >/dev/null || { log "java not found"; exit 1; }
 command -v tcpdump >/dev/null || [ -x /usr/bin/tcpdump ] || [ -x /usr/sbin/tcpdump ] ||
     { log "tcpdump not found"; exit 1; }
 [ -x /usr/bin/prometheus-alertmanager ] || { log "prometheus-alertmanager not found"; exit 1; }
+for b in /usr/bin/prometheus /usr/bin/promtool /usr/bin/wrk; do
+    [ -x "$b" ] || { log "$b not found"; exit 1; }
+done
+/usr/bin/python3 -c "import prometheus_client.openmetrics.parser" 2>/dev/null ||
+    { log "python3-prometheus-client not importable"; exit 1; }
 /usr/bin/python3 -c "import aiosmtpd" 2>/dev/null || { log "python3-aiosmtpd not importable"; exit 1; }
 # Debian's prometheus-alertmanager ships a service on port 9093; tests start their own
 # Alertmanager on free ports, so it is not needed (stopped if systemd started it).
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus-alertmanager 2>/dev/null; then
-    $SUDO systemctl stop prometheus-alertmanager || true
-fi
+for svc in prometheus-alertmanager prometheus prometheus-node-exporter; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+        $SUDO systemctl stop "$svc" || true
+    fi
+done
 
 # The Debian package ships a ZooKeeper service; it is not needed (and on a
 # machine with systemd it would hold port 2181). Tests always use free ports,

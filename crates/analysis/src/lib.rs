@@ -27,6 +27,9 @@
 //!   snapshot readable from another thread (`serve`, `top`); [`window::CallWindows`] windows
 //!   any aggregate of calls.
 //! - [`compat`] reproduces zktraffic's `--count-requests` and `--measure-latency`.
+//! - [`zkstats`] is zktraffic's `zk-stats-daemon` (per-path, per-IP and per-auth counters
+//!   over tumbling windows on the capture clock) with correct values, error and latency
+//!   keys; [`metrics`] the Prometheus metrics of `zkscope serve`; [`daemon`] feeds both.
 //!
 //! A new view usually needs a new consumer here (or a new [`window::Aggregate`]), and a
 //! printer and a command in the binary.
@@ -53,14 +56,17 @@
 mod agg;
 mod call;
 pub mod compat;
+pub mod daemon;
 pub mod digest;
 pub mod elections;
 pub mod fmt;
 mod hash;
 mod key;
 mod latency;
+pub mod metrics;
 pub mod quorum;
 pub mod window;
+pub mod zkstats;
 
 pub use agg::{
     sort_rows, write_value, Aggregator, Column, Config, Filter, Group, GroupTable, Row, Summary,

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{digest, dump, elections, monitor, stats};
+use commands::{digest, dump, elections, monitor, serve, stats};
 
 /// See what happens inside Apache ZooKeeper from the outside.
 ///
@@ -53,6 +53,9 @@ enum Command {
     /// Watch znodes against a YAML spec and alert (zk_monitor's replacement): clustered
     /// agents, one alerts; HTTP /status, /metrics, /health.
     Monitor(monitor::MonitorArgs),
+    /// The stats daemon: zktraffic's per-path/IP/auth JSON endpoints and Prometheus metrics
+    /// over HTTP, from a live capture or a replayed file.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Digest(args) => digest::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Elections(args) => elections::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -6,4 +6,5 @@ pub mod digest;
 pub mod dump;
 pub mod elections;
 pub mod monitor;
+pub mod serve;
 pub mod stats;
