@@ -157,6 +157,10 @@ fn tcp_config(tight: bool) -> TcpConfig {
             max_buffer_per_direction: 3000,
             max_buffer_total: 4000,
             max_segments_per_direction: 8,
+            // A small reorder window, so holes still become gaps within a short input.
+            reorder_packets: 4,
+            reorder_bytes: 2048,
+            ..TcpConfig::default()
         }
     } else {
         TcpConfig::default()

@@ -10,6 +10,7 @@ use live_alloc::{live, peak, reset_peak};
 use traffic::{connect_request, connect_response, get_data, get_data_reply, Conn, Wire};
 use zkscope_analysis::{Aggregator, Config, GroupKey};
 use zkscope_capture::client::{ClientConfig, ClientHandler, ServerSpec};
+use zkscope_capture::pipeline::Feed;
 use zkscope_capture::{TcpConfig, TcpTracker};
 
 #[test]
@@ -23,7 +24,7 @@ fn a_million_distinct_paths_stay_within_the_group_cap() {
         ports: vec![2181],
         ..ServerSpec::default()
     };
-    let h = ClientHandler::new(spec, ClientConfig::default(), Aggregator::new(&cfg));
+    let h = ClientHandler::new(spec, ClientConfig::default(), Feed(Aggregator::new(&cfg)));
     let mut w = Wire::new(TcpTracker::new(TcpConfig::default()), h);
     let mut c = Conn::new(1);
     w.handshake(&mut c);
@@ -46,7 +47,7 @@ fn a_million_distinct_paths_stay_within_the_group_cap() {
         "{total} paths grew memory by {grown} bytes"
     );
     w.finish();
-    let table = w.h.sink.table();
+    let table = w.h.sink.0.table();
     // The handshake is a call without a path: one group of its own.
     assert_eq!(table.len(), cap);
     let total = total as u64;
