@@ -12,6 +12,7 @@
 #   * prometheus-alertmanager – a real Alertmanager for `zkscope monitor`'s tests
 #                        (its service is not started here; tests run their own)
 #   * openssl          – certificates for the monitor's STARTTLS test
+#   * systemd          – systemd-analyze checks contrib/'s unit files
 #
 # Idempotent and quick when everything is already there: apt-get update and
 # apt-get install only run when a package is missing; pip only runs when the
@@ -36,7 +37,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 pkgs=(libpcap-dev zookeeper tcpdump python3-venv ca-certificates
-      python3-aiosmtpd prometheus-alertmanager openssl)
+      python3-aiosmtpd prometheus-alertmanager openssl systemd)
 if [ "${ZKSCOPE_SKIP_TSHARK:-0}" != "1" ]; then
     pkgs+=(tshark)
 fi

@@ -57,6 +57,10 @@ pub struct MonitorArgs {
     #[arg(long)]
     pub check_config: bool,
 
+    /// Unknown config keys are errors, not warnings (a misspelt check would never alert)
+    #[arg(long)]
+    pub strict: bool,
+
     /// ZooKeeper connect string, with an optional chroot: host:port,host:port/chroot
     #[arg(
         short = 'z',
@@ -216,8 +220,22 @@ fn load_config(args: &MonitorArgs) -> Result<Config, ExitCode> {
     };
     match result {
         Ok(c) => {
-            for w in &c.warnings {
+            let (strict, warnings): (Vec<_>, Vec<_>) = c
+                .warnings
+                .iter()
+                .partition(|w| args.strict && w.unknown_key);
+            for w in &warnings {
                 eprintln!("zkscope monitor: warning: {w}");
+            }
+            if !strict.is_empty() {
+                for w in &strict {
+                    eprintln!("zkscope monitor: error: {}", w.strict());
+                }
+                eprintln!(
+                    "zkscope monitor: config rejected ({} error(s))",
+                    strict.len()
+                );
+                return Err(ExitCode::from(2));
             }
             Ok(c)
         }
