@@ -30,12 +30,10 @@ const MAX_IFACES: usize = 1 << 16;
 #[allow(missing_docs)]
 pub enum CaptureError {
     /// Opening or reading the input failed.
-    #[error("{name}: {source}")]
-    Io {
-        name: String,
-        #[source]
-        source: io::Error,
-    },
+    // The cause is in the message and deliberately not a `source()`: reporters that print the
+    // chain (anyhow's `{:#}`) would say it twice.
+    #[error("{name}: {}", io_text(.error))]
+    Io { name: String, error: io::Error },
     /// Zero-length input.
     #[error("{name}: empty file")]
     Empty { name: String },
@@ -147,9 +145,9 @@ impl PacketSource {
         if name == "-" {
             return Self::from_reader("<stdin>", io::stdin(), None, filter);
         }
-        let io_err = |source| CaptureError::Io {
+        let io_err = |error| CaptureError::Io {
             name: name.clone(),
-            source,
+            error,
         };
         let file = File::open(path).map_err(io_err)?;
         let meta = file.metadata().map_err(io_err)?;
@@ -259,6 +257,16 @@ impl PacketSource {
             Inner::File(f) => f.skipped,
             Inner::Live(_) => 0,
         }
+    }
+}
+
+/// An I/O error as tcpdump words it: `No such file or directory`, without Rust's
+/// ` (os error 2)` suffix.
+fn io_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s,
     }
 }
 
@@ -426,9 +434,9 @@ impl FileSource {
             inner,
             err: io_err.clone(),
         };
-        let ioe = |source| CaptureError::Io {
+        let ioe = |error| CaptureError::Io {
             name: name.clone(),
-            source,
+            error,
         };
         let truncated = |what| CaptureError::Truncated {
             name: name.clone(),
@@ -709,7 +717,7 @@ impl FileSource {
 
     fn read_error(&mut self) -> CaptureError {
         self.done = true;
-        let source = self
+        let error = self
             .io_err
             .lock()
             .ok()
@@ -717,7 +725,7 @@ impl FileSource {
             .unwrap_or_else(|| io::Error::other("read error"));
         CaptureError::Io {
             name: self.name.clone(),
-            source,
+            error,
         }
     }
 }
@@ -891,6 +899,29 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
     use std::process::Command;
+
+    /// The message names the file and the cause once, even when a reporter prints the chain.
+    #[test]
+    fn io_errors_say_it_once() {
+        let full = |e: &CaptureError| {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(c) = src {
+                s.push_str(&format!(": {c}"));
+                src = c.source();
+            }
+            s
+        };
+        let Err(e) = PacketSource::open_file(Path::new("/nonexistent/x.pcap")) else {
+            panic!("opened a missing file")
+        };
+        assert_eq!(full(&e), "/nonexistent/x.pcap: No such file or directory");
+        let dir = std::env::temp_dir();
+        let Err(e) = PacketSource::open_file(&dir) else {
+            panic!("opened a directory")
+        };
+        assert_eq!(full(&e), format!("{}: is a directory", dir.display()));
+    }
 
     /// zktraffic's captures, shipped in the repo.
     fn zk_fixtures() -> PathBuf {
