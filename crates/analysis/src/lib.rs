@@ -27,6 +27,9 @@
 //!   snapshot readable from another thread (`serve`, `top`); [`window::CallWindows`] windows
 //!   any aggregate of calls.
 //! - [`compat`] reproduces zktraffic's `--count-requests` and `--measure-latency`.
+//! - [`classes`] folds paths into classes like pt-query-digest's fingerprints (numbers,
+//!   sequential suffixes, UUIDs, hex ids, hosts and ports, Kafka/Solr/HBase names, user
+//!   `REGEX=REPLACEMENT` rules), cached per distinct path, each class with the rules that made it.
 //!
 //! A new view usually needs a new consumer here (or a new [`window::Aggregate`]), and a
 //! printer and a command in the binary.
@@ -52,6 +55,7 @@
 
 mod agg;
 mod call;
+pub mod classes;
 pub mod compat;
 pub mod digest;
 pub mod elections;
@@ -67,5 +71,6 @@ pub use agg::{
     NO_REPLY, OTHER,
 };
 pub use call::{identity, Call, CallBuilder, CallKind, NOAUTH};
+pub use classes::{Class, ClassOptions, PathClasses, RuleSet, UserRule};
 pub use key::{GroupKey, PathNorm, UnknownKey};
 pub use latency::{ns_to_us, LatencyStats, SIGFIG};
