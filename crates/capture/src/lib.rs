@@ -70,6 +70,7 @@ pub mod ensemble;
 pub mod framer;
 pub mod packet;
 pub mod pipeline;
+pub mod ports;
 pub mod source;
 pub mod tcp;
 

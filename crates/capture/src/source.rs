@@ -245,6 +245,17 @@ impl PacketSource {
         }
     }
 
+    /// The snap length, the most bytes kept of each packet: the file header's (classic pcap),
+    /// the smallest of the interfaces described so far (pcapng), the capture's own (live).
+    /// `None` when unlimited or not known yet (before the first packet of a file).
+    pub fn snaplen(&self) -> Option<u32> {
+        let s = match &self.inner {
+            Inner::File(f) => f.snaplen,
+            Inner::Live(l) => l.snaplen,
+        };
+        (s != 0).then_some(s)
+    }
+
     /// Whether this is a live capture.
     pub fn is_live(&self) -> bool {
         matches!(self.inner, Inner::Live(_))
@@ -417,6 +428,8 @@ struct FileSource {
     stop: Option<Arc<AtomicBool>>,
     done: bool,
     skipped: u64,
+    /// The smallest snap length of the file header or its interfaces (0: none yet).
+    snaplen: u32,
 }
 
 type Chained = io::Chain<Cursor<Vec<u8>>, Input>;
@@ -515,6 +528,7 @@ impl FileSource {
             stop: None,
             done: false,
             skipped: 0,
+            snaplen: 0,
         };
         if let Some(expr) = filter {
             // Check the syntax now (against Ethernet); compiled per link type later.
@@ -569,6 +583,7 @@ impl FileSource {
             };
         match block {
             PcapBlockOwned::LegacyHeader(h) => {
+                self.snaplen = h.snaplen;
                 self.legacy = Some((
                     Linktype(h.network.0 & 0x03ff_ffff),
                     h.is_nanosecond_precision(),
@@ -587,6 +602,10 @@ impl FileSource {
                 Step::Skip(off)
             }
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                // 0: no limit
+                if idb.snaplen != 0 && (self.snaplen == 0 || idb.snaplen < self.snaplen) {
+                    self.snaplen = idb.snaplen;
+                }
                 if self.ifaces.len() < MAX_IFACES {
                     let lt = Linktype(idb.linktype.0 & 0x03ff_ffff);
                     self.ifaces
@@ -745,6 +764,7 @@ struct LiveSource {
     linktype: Linktype,
     iface: String,
     nanos: bool,
+    snaplen: u32,
 }
 
 impl Drop for LiveSource {
@@ -797,6 +817,7 @@ impl LiveSource {
             linktype,
             iface: iface.to_string(),
             nanos,
+            snaplen: u32::try_from(opts.snaplen).unwrap_or(0),
         };
         l.watch(stop)?;
         Ok(l)
@@ -1229,6 +1250,28 @@ mod tests {
         assert!(e.to_string().starts_with("/nonexistent/zk.pcap: "), "{e}");
         let e = PacketSource::open_file(Path::new("/tmp")).err().unwrap();
         assert!(e.to_string().contains("directory"), "{e}");
+    }
+
+    #[test]
+    fn snap_length_is_known_after_the_header() {
+        let mut bytes = pcap(false, false, 1, &[(1, 0, b"first", 5)]);
+        bytes[16..20].copy_from_slice(&96u32.to_le_bytes());
+        let mut s = PacketSource::from_reader("s96", Cursor::new(bytes), None, None).unwrap();
+        assert!(s.next_packet().unwrap().is_some());
+        assert_eq!(s.snaplen(), Some(96));
+        // pcapng: the interface's (none here), then a limited one
+        let mut ng = Ng::default();
+        ng.shb().idb(1, None).epb(0, 1, b"one", 3);
+        let mut buf = ng.buf.clone();
+        let mut s = PacketSource::from_reader("ng", Cursor::new(buf.clone()), None, None).unwrap();
+        assert!(s.next_packet().unwrap().is_some());
+        assert_eq!(s.snaplen(), None);
+        // the IDB's snaplen field: after its header (8), link type and reserved (4)
+        let idb = u32::from_le_bytes(buf[4..8].try_into().unwrap()) as usize; // SHB length
+        buf[idb + 12..idb + 16].copy_from_slice(&80u32.to_le_bytes());
+        let mut s = PacketSource::from_reader("ng80", Cursor::new(buf), None, None).unwrap();
+        assert!(s.next_packet().unwrap().is_some());
+        assert_eq!(s.snaplen(), Some(80));
     }
 
     #[test]

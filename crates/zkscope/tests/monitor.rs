@@ -109,6 +109,54 @@ fn check_config_accepts_zk_monitor_yaml_and_rejects_broken_files() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config"));
 }
 
+/// Short flags mean one thing in every command: monitor's primary names are long, under
+/// headings; zk_monitor's spellings (`-f/--file`, `-c`, `-p/--port`, `-l`, `-s`) still work.
+#[test]
+fn monitor_flags_are_long_and_zk_monitor_spellings_still_work() {
+    let mut cmd = std::process::Command::new(support::zkscope_bin());
+    cmd.args(["monitor", "--help"]);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(30));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "--config <FILE>",
+        "--http-port <HTTP_PORT>",
+        "--cluster-name <CLUSTER_NAME>",
+        "ZooKeeper:",
+        "Cluster:",
+        "HTTP:",
+        "Logging:",
+        "-z, --zookeeper",
+    ] {
+        assert!(help.contains(want), "{want:?} missing:\n{help}");
+    }
+    for clash in ["-f,", "-c,", "-p,", "--port <", "--file"] {
+        assert!(!help.contains(clash), "{clash:?} shown:\n{help}");
+    }
+    let dir = TempDir::new("mflags");
+    let p = dir.join("m.yaml");
+    fs::write(&p, "/a: {children: 1}\n").unwrap();
+    for (flag, rest) in [
+        ("--config", &["--cluster-name", "x", "--http-port", "1"][..]),
+        (
+            "-f",
+            &["-c", "x", "-p", "1", "-l", "warn", "-s", "local0"][..],
+        ),
+        ("--file", &["--cluster_name", "x", "--port", "1"][..]),
+    ] {
+        let mut cmd = std::process::Command::new(support::zkscope_bin());
+        cmd.args(["monitor", "--check-config", flag])
+            .arg(&p)
+            .args(rest);
+        let out = run_with_timeout(cmd, None, Duration::from_secs(30));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// ZooKeeper unreachable: the agent keeps retrying, /health says so (503); once a server
 /// comes up on that port, the agent connects and /health turns 200.
 #[test]
