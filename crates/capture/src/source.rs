@@ -271,6 +271,28 @@ impl PacketSource {
     }
 }
 
+extern "C" {
+    // libpcap's own version string (the pcap crate links libpcap but does not wrap this).
+    fn pcap_lib_version() -> *const std::ffi::c_char;
+}
+
+/// The version of the libpcap zkscope runs with, as libpcap says it
+/// (`libpcap version 1.10.3 (with TPACKET_V3)`).
+#[allow(unsafe_code)]
+pub fn libpcap_version() -> String {
+    // SAFETY: `pcap_lib_version` takes no argument and returns a pointer to a static,
+    // NUL-terminated string owned by libpcap, valid for the life of the process and never
+    // written to after; the null check guards a broken library.
+    let p = unsafe { pcap_lib_version() };
+    if p.is_null() {
+        return "libpcap (unknown version)".to_string();
+    }
+    // SAFETY: non-null, NUL-terminated and static (see above).
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// An I/O error as tcpdump words it: `No such file or directory`, without Rust's
 /// ` (os error 2)` suffix.
 fn io_text(e: &io::Error) -> String {
@@ -1250,6 +1272,12 @@ mod tests {
         assert!(e.to_string().starts_with("/nonexistent/zk.pcap: "), "{e}");
         let e = PacketSource::open_file(Path::new("/tmp")).err().unwrap();
         assert!(e.to_string().contains("directory"), "{e}");
+    }
+
+    #[test]
+    fn libpcap_names_its_version() {
+        let v = libpcap_version();
+        assert!(v.starts_with("libpcap version "), "{v}");
     }
 
     #[test]
