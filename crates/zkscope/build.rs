@@ -19,19 +19,19 @@ fn main() {
         .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=ZKSCOPE_GIT_COMMIT={commit}");
-    // rebuild when HEAD moves (a worktree's HEAD and the shared refs both count)
-    for p in [
-        ["rev-parse", "--git-path", "HEAD"],
-        ["rev-parse", "--git-path", "refs/heads"],
-    ] {
-        if let Some(path) = git(&p) {
-            println!("cargo:rerun-if-changed={}", PathBuf::from(path).display());
-        }
-    }
+    // rebuild when HEAD moves: this worktree's HEAD and its branch's ref (not the whole refs
+    // directory, which every other branch's commit touches); only paths that exist, since a
+    // missing one would rerun this script on every build
+    let mut refs = vec!["HEAD".to_string()];
+    refs.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    let mut watch: Vec<PathBuf> = refs
+        .iter()
+        .filter_map(|r| git(&["rev-parse", "--git-path", r]).map(PathBuf::from))
+        .collect();
     if let Some(dir) = git(&["rev-parse", "--git-common-dir"]) {
-        println!(
-            "cargo:rerun-if-changed={}",
-            PathBuf::from(dir).join("packed-refs").display()
-        );
+        watch.push(PathBuf::from(dir).join("packed-refs"));
+    }
+    for p in watch.iter().filter(|p| p.exists()) {
+        println!("cargo:rerun-if-changed={}", p.display());
     }
 }
