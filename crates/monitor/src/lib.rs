@@ -41,6 +41,22 @@ use crate::core::CoreMsg;
 use crate::metrics::Metrics;
 use crate::status::Shared;
 
+/// `eprintln!` that tolerates a closed stderr: a closed pipe must not end in a panic.
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// `println!` that tolerates a closed stdout.
+macro_rules! say_out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 /// `zkscope monitor` options.
 ///
 /// Short flags mean the same in every zkscope command (`-f` is a BPF filter, `-c` a count, `-p`
@@ -214,7 +230,7 @@ pub fn run(args: MonitorArgs) -> ExitCode {
     };
     if args.check_config {
         let kinds = config.alerter_kinds();
-        println!(
+        say_out!(
             "{}: OK: {} path(s), {} alert target(s){}{}",
             config.file,
             config.rules.len(),
@@ -233,7 +249,7 @@ pub fn run(args: MonitorArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Err(e) = init_logging(&args) {
-        eprintln!("zkscope monitor: error: {e}");
+        say_err!("zkscope monitor: error: {e}");
         return ExitCode::from(2);
     }
     // rustls: one process-wide crypto provider (ring) for the HTTP alerters
@@ -245,14 +261,14 @@ pub fn run(args: MonitorArgs) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("zkscope monitor: error: cannot start the runtime: {e}");
+            say_err!("zkscope monitor: error: cannot start the runtime: {e}");
             return ExitCode::from(2);
         }
     };
     match rt.block_on(daemon(args, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("zkscope monitor: error: {e}");
+            say_err!("zkscope monitor: error: {e}");
             ExitCode::from(2)
         }
     }
@@ -262,7 +278,7 @@ fn load_config(args: &MonitorArgs) -> Result<Config, ExitCode> {
     let result = match &args.config {
         Some(p) => config::load(p, &config::process_env),
         None => {
-            eprintln!("zkscope monitor: warning: no --config: no path is monitored");
+            say_err!("zkscope monitor: warning: no --config: no path is monitored");
             config::parse("(none)", "", &config::process_env)
         }
     };
@@ -273,13 +289,13 @@ fn load_config(args: &MonitorArgs) -> Result<Config, ExitCode> {
                 .iter()
                 .partition(|w| args.strict && w.unknown_key);
             for w in &warnings {
-                eprintln!("zkscope monitor: warning: {w}");
+                say_err!("zkscope monitor: warning: {w}");
             }
             if !strict.is_empty() {
                 for w in &strict {
-                    eprintln!("zkscope monitor: error: {}", w.strict());
+                    say_err!("zkscope monitor: error: {}", w.strict());
                 }
-                eprintln!(
+                say_err!(
                     "zkscope monitor: config rejected ({} error(s))",
                     strict.len()
                 );
@@ -289,12 +305,12 @@ fn load_config(args: &MonitorArgs) -> Result<Config, ExitCode> {
         }
         Err(e) => {
             for w in &e.warnings {
-                eprintln!("zkscope monitor: warning: {w}");
+                say_err!("zkscope monitor: warning: {w}");
             }
             for err in &e.errors {
-                eprintln!("zkscope monitor: error: {err}");
+                say_err!("zkscope monitor: error: {err}");
             }
-            eprintln!(
+            say_err!(
                 "zkscope monitor: config rejected ({} error(s))",
                 e.errors.len()
             );

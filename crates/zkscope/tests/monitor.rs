@@ -157,6 +157,28 @@ fn monitor_flags_are_long_and_zk_monitor_spellings_still_work() {
     }
 }
 
+/// Closed stdout or stderr (`… 2>&1 | true`): the usual exit code, no panic (101).
+#[test]
+fn monitor_tolerates_closed_pipes() {
+    let dir = TempDir::new("mpipe");
+    let good = dir.join("m.yaml");
+    fs::write(&good, "/a: {children: 1}\n").unwrap();
+    for (config, code) in [
+        (good.as_path(), 0),
+        (std::path::Path::new("/nonexistent/m.yaml"), 2),
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = std::process::Command::new(support::zkscope_bin());
+        cmd.args(["monitor", "--check-config", "--config"])
+            .arg(config)
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer);
+        let status = cmd.status().unwrap();
+        assert_eq!(status.code(), Some(code), "{config:?}");
+    }
+}
+
 /// ZooKeeper unreachable: the agent keeps retrying, /health says so (503); once a server
 /// comes up on that port, the agent connects and /health turns 200.
 #[test]
