@@ -13,6 +13,7 @@
 #                        (its service is not started here; tests run their own)
 #   * openssl          – certificates for the monitor's STARTTLS test
 #   * systemd          – systemd-analyze checks contrib/'s unit files
+#   * jq               – the README's examples pipe into it (tests/readme.rs runs them)
 #
 # Idempotent and quick when everything is already there: apt-get update and
 # apt-get install only run when a package is missing; pip only runs when the
@@ -37,7 +38,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 pkgs=(libpcap-dev zookeeper tcpdump python3-venv ca-certificates
-      python3-aiosmtpd prometheus-alertmanager openssl systemd)
+      python3-aiosmtpd prometheus-alertmanager openssl systemd jq)
 if [ "${ZKSCOPE_SKIP_TSHARK:-0}" != "1" ]; then
     pkgs+=(tshark)
 fi
