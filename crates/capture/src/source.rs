@@ -293,6 +293,45 @@ pub fn libpcap_version() -> String {
         .into_owned()
 }
 
+/// A capture interface, as `tcpdump -D` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// The name to give `-i`.
+    pub name: String,
+    /// libpcap's description, when it has one.
+    pub description: Option<String>,
+    /// `Loopback`, `Up`, `Running`.
+    pub flags: Vec<&'static str>,
+}
+
+/// The interfaces libpcap can capture on (`any` included on Linux).
+pub fn list_interfaces() -> Result<Vec<Interface>, CaptureError> {
+    let devs = pcap::Device::list().map_err(|e| CaptureError::Live {
+        iface: "(list)".to_string(),
+        msg: e.to_string(),
+    })?;
+    Ok(devs
+        .into_iter()
+        .map(|d| {
+            let mut flags = Vec::new();
+            if d.flags.is_loopback() {
+                flags.push("Loopback");
+            }
+            if d.flags.is_up() {
+                flags.push("Up");
+            }
+            if d.flags.is_running() {
+                flags.push("Running");
+            }
+            Interface {
+                name: d.name,
+                description: d.desc,
+                flags,
+            }
+        })
+        .collect())
+}
+
 /// An I/O error as tcpdump words it: `No such file or directory`, without Rust's
 /// ` (os error 2)` suffix.
 fn io_text(e: &io::Error) -> String {
@@ -1272,6 +1311,16 @@ mod tests {
         assert!(e.to_string().starts_with("/nonexistent/zk.pcap: "), "{e}");
         let e = PacketSource::open_file(Path::new("/tmp")).err().unwrap();
         assert!(e.to_string().contains("directory"), "{e}");
+    }
+
+    #[test]
+    fn interfaces_include_loopback() {
+        let list = list_interfaces().unwrap();
+        assert!(
+            list.iter()
+                .any(|i| i.name == "lo" && i.flags.contains(&"Loopback")),
+            "{list:?}"
+        );
     }
 
     #[test]
