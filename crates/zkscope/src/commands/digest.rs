@@ -159,7 +159,8 @@ pub fn parse_time(s: &str) -> Result<TimeBound> {
 }
 
 /// Runs `zkscope digest`.
-pub fn run(args: DigestArgs) -> Result<ExitCode> {
+pub fn run(mut args: DigestArgs) -> Result<ExitCode> {
+    args.input.live_duration = crate::commands::stats::live_duration(args.duration);
     let cfg = DigestConfig {
         paths: PathNorm {
             depth: args.aggregation_depth,

@@ -226,7 +226,7 @@ pub fn run(args: ElectionsArgs) -> Result<ExitCode> {
             print_ensemble_summary(ensemble, &run.discovered);
         }
         if tracker.unknown_senders > 0 {
-            eprintln!(
+            note!(
                 "elections   {} notifications from servers whose id is unknown were left out",
                 tracker.unknown_senders
             );

@@ -107,8 +107,8 @@ pub struct StatsArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Grouping")]
     pub slow: Option<i64>,
 
-    /// Stop after this long (e.g. 30s, 5m), on the capture clock from the first message; live,
-    /// it is checked as packets arrive.
+    /// Stop after this long (e.g. 30s, 5m): on the capture clock from the first message for a
+    /// file, on the wall clock from the start for a live capture (packets or not).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "When to stop")]
     pub duration: Option<i64>,
 
@@ -225,8 +225,15 @@ fn columns(mode: Mode, keys: &[GroupKey], slow: bool) -> Vec<Col> {
     cols
 }
 
+/// A live capture's wall-clock limit from a `--duration` in nanoseconds.
+pub(crate) fn live_duration(ns: Option<i64>) -> Option<std::time::Duration> {
+    ns.filter(|&d| d > 0)
+        .map(|d| std::time::Duration::from_nanos(d.unsigned_abs()))
+}
+
 /// Runs `zkscope count` or `zkscope latency`.
-pub fn run(args: StatsArgs, mode: Mode) -> Result<ExitCode> {
+pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
+    args.input.live_duration = live_duration(args.duration);
     let mut keys: Vec<GroupKey> = Vec::new();
     for k in &args.group_by {
         if !keys.contains(k) {

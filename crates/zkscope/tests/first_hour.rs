@@ -1,0 +1,147 @@
+//! A new user's first hour: tcpdump habits, honest diagnostics, closed pipes, live
+//! `--duration`, and the installed-tool chores (version, completions, man page).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{free_port, run_with_timeout, TempDir};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/real")
+        .join(name)
+}
+
+fn zkscope(args: &[&str]) -> Output {
+    let mut cmd = Command::new(support::zkscope_bin());
+    cmd.args(args).env("NO_COLOR", "1");
+    run_with_timeout(cmd, None, Duration::from_secs(120))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn session() -> String {
+    fixture("zk38-session.pcap").to_string_lossy().into_owned()
+}
+
+/// tcpdump habits: -n is accepted, a trailing expression filters, -D lists the interfaces.
+#[test]
+fn tcpdump_habits() {
+    let f = session();
+    let direct = zkscope(&["dump", "-q", "-r", &f, "--format", "json"]);
+    let out = zkscope(&["dump", "-q", "-n", "-r", &f, "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, direct.stdout);
+    // trailing expression: one client port only
+    let all = zkscope(&["count", "-q", "-r", &f, "-g", "client", "--format", "json"]);
+    let rows: Vec<Value> = serde_json::from_slice(&all.stdout).unwrap();
+    let client = rows[0]["client"].as_str().unwrap().to_string();
+    let port = client.rsplit(':').next().unwrap();
+    let one = zkscope(&[
+        "count",
+        "-q",
+        "-r",
+        &f,
+        "-g",
+        "client",
+        "--format",
+        "json",
+        "port",
+        port,
+        "and",
+        "host",
+        "127.0.0.1",
+    ]);
+    let rows: Vec<Value> = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["client"], client.as_str());
+    // -D
+    let out = zkscope(&["dump", "-D"]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).contains(".lo [Loopback"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// Closed stdout or stderr: the usual exit status, never a panic (101).
+#[test]
+fn closed_pipes_do_not_panic() {
+    let f = session();
+    for (args, code) in [
+        (vec!["dump", "-r", "/nonexistent"], 2),
+        (vec!["dump", "-r", f.as_str()], 0),
+        (vec!["count", "-r", f.as_str()], 0),
+        (vec!["digest", "-r", f.as_str()], 0),
+        (vec!["completions", "bash"], 0),
+        (vec!["--version"], 0),
+        (vec!["dump", "--slow", "15", "-r", f.as_str()], 2),
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let status = Command::new(support::zkscope_bin())
+            .args(&args)
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .stdin(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(code), "{args:?}");
+    }
+}
+
+/// A bare `--slow 15` asks for a unit.
+#[test]
+fn bare_durations_ask_for_a_unit() {
+    let out = zkscope(&["dump", "-r", &session(), "--slow", "15"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("needs a unit: 15ms, 15s"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `--version` names the commit and libpcap; completions and the man page are generated.
+#[test]
+fn version_completions_and_man_page() {
+    let v = text(&zkscope(&["--version"]).stdout);
+    assert!(v.starts_with("zkscope 0."), "{v}");
+    assert!(v.contains("(commit "), "{v}");
+    assert!(v.contains("libpcap version "), "{v}");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = zkscope(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let s = text(&out.stdout);
+        assert!(
+            s.contains("zkscope") && s.contains("include-pings"),
+            "{shell}"
+        );
+    }
+    let man = text(&zkscope(&["man"]).stdout);
+    assert!(man.contains(".TH zkscope 1"), "{man}");
+    let dir = TempDir::new("man");
+    let out = zkscope(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(dir.join("zkscope-dump.1").exists());
+}
+
+/// A live `--duration` ends on the wall clock on a quiet interface (it used to wait for a
+/// packet that never came). Needs root (capture on lo).
+#[test]
+fn live_duration_ends_without_packets() {
+    let port = free_port().to_string();
+    for cmd in ["count", "digest"] {
+        let out = zkscope(&[cmd, "-i", "lo", "--port", &port, "--duration", "1s"]);
+        let err = text(&out.stderr);
+        // nothing on that port: the run ends after the duration all the same
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {err}");
+    }
+}
