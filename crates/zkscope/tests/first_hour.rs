@@ -145,3 +145,33 @@ fn live_duration_ends_without_packets() {
         assert_eq!(out.status.code(), Some(0), "{cmd}: {err}");
     }
 }
+
+/// `digest --order-by p99`, as `latency --sort-by p99`.
+#[test]
+fn digest_orders_by_p99() {
+    let out = zkscope(&[
+        "digest",
+        "-q",
+        "-r",
+        &session(),
+        "--order-by",
+        "p99",
+        "--format",
+        "json",
+        "--limit",
+        "1000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["header"]["order_by"], "99th percentile latency");
+    let p99: Vec<f64> = v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["latency_us"]["p99"].as_f64().unwrap_or(-1.0))
+        .collect();
+    assert!(
+        p99.len() > 3 && p99.windows(2).all(|w| w[0] >= w[1]),
+        "{p99:?}"
+    );
+}
