@@ -9,6 +9,7 @@ use zkscope_capture::pipeline::{Consumer, Event};
 use zkscope_proto::client::OpCode;
 
 use crate::call::{Call, CallBuilder, CallKind};
+use crate::classes::{ClassOptions, PathClasses};
 use crate::key::{push_display, push_lossy, GroupKey, PathNorm, UnknownKey, SEP};
 use crate::latency::{ns_to_us, LatencyStats};
 
@@ -71,6 +72,8 @@ pub struct Config {
     pub keys: Vec<GroupKey>,
     /// Path normalisation.
     pub paths: PathNorm,
+    /// Path classes (pt-query-digest-like folding, user rules); replaces `paths` when set.
+    pub classes: Option<ClassOptions>,
     /// Distinct groups kept; calls of later groups are folded into one `(other)` row.
     pub max_groups: usize,
     /// Keep latency distributions.
@@ -93,6 +96,7 @@ impl Default for Config {
         Config {
             keys: vec![GroupKey::Type],
             paths: PathNorm::default(),
+            classes: None,
             max_groups: 100_000,
             latency: true,
             slow_ns: None,
@@ -304,6 +308,7 @@ pub fn sort_rows(rows: &mut [Row<'_>], by: Column) {
 pub struct GroupTable {
     keys: Vec<GroupKey>,
     paths: PathNorm,
+    classes: Option<PathClasses>,
     max_groups: usize,
     latency: bool,
     slow_ns: Option<i64>,
@@ -321,6 +326,7 @@ impl GroupTable {
         GroupTable {
             keys: cfg.keys.clone(),
             paths: cfg.paths,
+            classes: cfg.classes.clone().map(PathClasses::new),
             max_groups: cfg.max_groups,
             latency: cfg.latency,
             slow_ns: cfg.slow_ns,
@@ -337,6 +343,11 @@ impl GroupTable {
         GroupTable {
             keys: self.keys.clone(),
             paths: self.paths,
+            // same rules, fresh cache (a window's paths refold in microseconds)
+            classes: self
+                .classes
+                .as_ref()
+                .map(|c| PathClasses::new(c.options().clone())),
             max_groups: self.max_groups,
             latency: self.latency,
             slow_ns: self.slow_ns,
@@ -361,7 +372,10 @@ impl GroupTable {
             if i > 0 {
                 out.push(SEP);
             }
-            write_value(out, *k, self.paths, c);
+            match (&mut self.classes, k, c.path) {
+                (Some(pc), GroupKey::Path, Some(p)) => out.push_str(pc.class(p).path),
+                _ => write_value(out, *k, self.paths, c),
+            }
         }
     }
 

@@ -146,14 +146,25 @@ impl std::str::FromStr for UserRule {
     }
 }
 
+/// Which built-in rules apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Fold {
+    /// None (user rules only).
+    None,
+    /// ZooKeeper's sequential suffixes only.
+    Sequential,
+    /// Every built-in rule.
+    #[default]
+    All,
+}
+
 /// Options of [`PathClasses`].
 #[derive(Debug, Clone, Default)]
 pub struct ClassOptions {
     /// Keep the first `depth` components before folding (see [`crate::PathNorm::depth`]).
     pub depth: usize,
-    /// Only fold ZooKeeper's sequential suffixes (the narrow folding of `--fold-sequential`),
-    /// not the other built-in rules. User rules apply either way.
-    pub sequential_only: bool,
+    /// The built-in rules that apply. User rules apply whatever this is.
+    pub fold: Fold,
     /// `--normalize` rules, applied first, in order.
     pub user: Vec<UserRule>,
 }
@@ -171,7 +182,7 @@ pub struct Class<'a> {
 const CACHE_MAX: usize = 65_536;
 
 /// Folds paths into classes, with a cache of the paths already seen.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PathClasses {
     opts: ClassOptions,
     schema: Vec<(u32, Regex, &'static str)>,
@@ -282,7 +293,7 @@ impl PathClasses {
                 }
             }
         }
-        if !self.opts.sequential_only {
+        if self.opts.fold == Fold::All {
             for (bit, re, rep) in &self.schema {
                 if let std::borrow::Cow::Owned(t) = re.replace_all(&s, *rep) {
                     if t != s {
@@ -302,7 +313,7 @@ impl PathClasses {
             if i > 0 {
                 out.push('/');
             }
-            fold_component(out, comp, self.opts.sequential_only, &mut rules);
+            fold_component(out, comp, self.opts.fold, &mut rules);
         }
         rules
     }
@@ -332,7 +343,12 @@ fn is_sep(c: u8) -> bool {
 }
 
 /// Folds one path component into `out`.
-fn fold_component(out: &mut String, comp: &str, sequential_only: bool, rules: &mut RuleSet) {
+fn fold_component(out: &mut String, comp: &str, fold: Fold, rules: &mut RuleSet) {
+    if fold == Fold::None {
+        out.push_str(comp);
+        return;
+    }
+    let sequential_only = fold == Fold::Sequential;
     let b = comp.as_bytes();
     // sequential suffix: exactly ten trailing digits, not preceded by a digit
     let mut body = comp;
@@ -806,7 +822,7 @@ mod tests {
     #[test]
     fn sequential_only_and_depth() {
         let mut pc = PathClasses::new(ClassOptions {
-            sequential_only: true,
+            fold: Fold::Sequential,
             ..ClassOptions::default()
         });
         check(
@@ -815,6 +831,15 @@ mod tests {
                 ("/locks/lock-0000000012", "/locks/lock-{seq}", "sequential"),
                 ("/brokers/ids/1", "/brokers/ids/1", "-"),
             ],
+        );
+        let mut pc = PathClasses::new(ClassOptions {
+            fold: Fold::None,
+            user: vec![UserRule::parse("x=y").unwrap()],
+            ..ClassOptions::default()
+        });
+        check(
+            &mut pc,
+            &[("/x/lock-0000000001", "/y/lock-0000000001", "user")],
         );
         let mut pc = PathClasses::new(ClassOptions {
             depth: 2,

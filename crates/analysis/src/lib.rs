@@ -71,6 +71,6 @@ pub use agg::{
     NO_REPLY, OTHER,
 };
 pub use call::{identity, Call, CallBuilder, CallKind, NOAUTH};
-pub use classes::{Class, ClassOptions, PathClasses, RuleSet, UserRule};
+pub use classes::{Class, ClassOptions, Fold, PathClasses, RuleSet, UserRule};
 pub use key::{GroupKey, PathNorm, UnknownKey};
 pub use latency::{ns_to_us, LatencyStats, SIGFIG};

@@ -175,3 +175,59 @@ fn digest_orders_by_p99() {
         "{p99:?}"
     );
 }
+
+/// Path classes: the digest folds /pipe/n001…n019 into one class and says by which rule;
+/// count folds sequential suffixes by default, everything with --fold all, and applies
+/// --normalize rules first.
+#[test]
+fn path_classes_and_user_rules() {
+    let f = session();
+    let out = zkscope(&["digest", "-q", "-r", &f]);
+    let t = text(&out.stdout);
+    assert!(t.contains(" getData /pipe/n{n}"), "{t}");
+    assert!(!t.contains("/pipe/n019"), "{t}");
+    assert!(t.contains("# Folded by: number"), "{t}");
+    let out = zkscope(&[
+        "digest", "-q", "-r", &f, "--format", "json", "--limit", "1000",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pipe = v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == "/pipe/n{n}" && c["op"] == "getData")
+        .expect("the /pipe class");
+    assert_eq!(pipe["calls"], 20);
+    assert_eq!(pipe["folded_by"], serde_json::json!(["number"]));
+    let paths = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "count",
+            "-q",
+            "-r",
+            f.as_str(),
+            "-g",
+            "path",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let rows: Vec<Value> = serde_json::from_slice(&zkscope(&args).stdout).unwrap();
+        rows.iter()
+            .filter_map(|r| r["path"].as_str().map(String::from))
+            .collect()
+    };
+    let default = paths(&[]);
+    assert!(default.iter().any(|p| p == "/pipe/n019"), "{default:?}");
+    let all = paths(&["--fold", "all"]);
+    assert!(all.iter().any(|p| p == "/pipe/n{n}"), "{all:?}");
+    let user = paths(&["--normalize", "^/pipe/.*=/pipe/*"]);
+    assert!(user.iter().any(|p| p == "/pipe/*"), "{user:?}");
+    assert!(!user.iter().any(|p| p.starts_with("/pipe/n")), "{user:?}");
+    let bad = zkscope(&["count", "-r", &f, "--normalize", "([=x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("--normalize"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

@@ -15,7 +15,8 @@ use clap::Args;
 use zkscope_analysis::compat::{latency_config, latency_table, ArrivalCounter, CompatGroup};
 use zkscope_analysis::fmt::{fit_widths, human_us, parse_duration, truncate};
 use zkscope_analysis::{
-    sort_rows, Aggregator, Column, Config, Filter, GroupKey, PathNorm, Row, Summary,
+    sort_rows, Aggregator, ClassOptions, Column, Config, Filter, Fold, GroupKey, PathNorm, Row,
+    Summary, UserRule,
 };
 
 use crate::args::InputArgs;
@@ -82,9 +83,24 @@ pub struct StatsArgs {
     )]
     pub aggregation_depth: usize,
 
-    /// Fold the counter of sequential znodes: lock-0000000012 → lock-N.
-    #[arg(long = "fold-sequential", help_heading = "Grouping")]
+    /// How paths fold into classes: none, sequential (lock-0000000012 → lock-{seq}), or all
+    /// (numbers, UUIDs, hex ids, hosts and ports, Kafka topics…, like pt-query-digest).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "sequential",
+        help_heading = "Grouping"
+    )]
+    pub fold: FoldArg,
+
+    /// Sequential folding is the default now; accepted for older command lines.
+    #[arg(long = "fold-sequential", hide = true, help_heading = "Grouping")]
     pub fold_sequential: bool,
+
+    /// Your own folding rule, REGEX=REPLACEMENT (repeatable, applied first, in order; $1
+    /// refers to a group): --normalize 'tenant-[^/]+=tenant-{t}'.
+    #[arg(long, value_name = "REGEX=REPLACEMENT", value_parser = UserRule::parse, help_heading = "Grouping")]
+    pub normalize: Vec<UserRule>,
 
     /// Count watch notifications too (as op `notification`, type = the event type).
     #[arg(long, help_heading = "Grouping")]
@@ -231,6 +247,40 @@ pub(crate) fn live_duration(ns: Option<i64>) -> Option<std::time::Duration> {
         .map(|d| std::time::Duration::from_nanos(d.unsigned_abs()))
 }
 
+/// `--fold`: which built-in path folding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FoldArg {
+    /// Paths as they are.
+    None,
+    /// ZooKeeper's sequential suffixes.
+    Sequential,
+    /// Every built-in rule (see `zkscope digest --help`).
+    All,
+}
+
+impl FoldArg {
+    pub(crate) fn fold(self) -> Fold {
+        match self {
+            FoldArg::None => Fold::None,
+            FoldArg::Sequential => Fold::Sequential,
+            FoldArg::All => Fold::All,
+        }
+    }
+}
+
+/// Path classes from the folding options (`None`: paths as they are).
+pub(crate) fn class_options(
+    fold: FoldArg,
+    user: &[UserRule],
+    depth: usize,
+) -> Option<ClassOptions> {
+    (fold != FoldArg::None || !user.is_empty()).then(|| ClassOptions {
+        depth,
+        fold: fold.fold(),
+        user: user.to_vec(),
+    })
+}
+
 /// Runs `zkscope count` or `zkscope latency`.
 pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
     args.input.live_duration = live_duration(args.duration);
@@ -264,8 +314,9 @@ pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
         keys: keys.clone(),
         paths: PathNorm {
             depth: args.aggregation_depth,
-            fold_sequential: args.fold_sequential,
+            fold_sequential: false,
         },
+        classes: class_options(args.fold, &args.normalize, args.aggregation_depth),
         max_groups: args.max_groups.max(1),
         latency: mode == Mode::Latency,
         slow_ns: args.slow,

@@ -248,6 +248,9 @@ impl<'a> Report<'a> {
             "# This item is included in the report because it matches --limit."
         );
         let _ = writeln!(o, "# Scores: V/M = {}", vm(&c.latency));
+        if !c.folded_by.is_empty() {
+            let _ = writeln!(o, "# Folded by: {}", d.rule_names(c.folded_by).join(", "));
+        }
         let _ = writeln!(o, "# Time range: {}", range(c.first, c.last));
         attr_header(o, true);
         let _ = writeln!(
@@ -589,6 +592,7 @@ fn class_json(d: &Digest, rank: usize, c: &Class) -> Value {
         "rank": rank,
         "op": c.op,
         "path": c.path,
+        "folded_by": d.rule_names(c.folded_by),
         "calls": c.calls,
         "errors": c.errors,
         "no_reply": c.no_reply,
