@@ -10,6 +10,7 @@ use zkscope_proto::client::OpCode;
 
 use crate::call::{Call, CallBuilder, CallKind};
 use crate::classes::{ClassOptions, PathClasses};
+use crate::digest::TimeBound;
 use crate::key::{push_display, push_lossy, GroupKey, PathNorm, UnknownKey, SEP};
 use crate::latency::{ns_to_us, LatencyStats};
 
@@ -89,6 +90,10 @@ pub struct Config {
     pub duration_ns: Option<i64>,
     /// Connections whose state (auth identity, pending handshake) is kept.
     pub max_conns: usize,
+    /// Only calls that start at or after this.
+    pub since: Option<TimeBound>,
+    /// Only calls that start before this.
+    pub until: Option<TimeBound>,
 }
 
 impl Default for Config {
@@ -104,6 +109,8 @@ impl Default for Config {
             limit: None,
             duration_ns: None,
             max_conns: 1 << 20,
+            since: None,
+            until: None,
         }
     }
 }
@@ -508,9 +515,16 @@ pub struct Aggregator {
     last_ts: Option<Timestamp>,
     recorded: u64,
     stopped: bool,
+    window: (Option<TimeBound>, Option<TimeBound>),
+    outside_window: u64,
 }
 
 impl Aggregator {
+    /// Calls left out by `since`/`until`.
+    pub fn outside_window(&self) -> u64 {
+        self.outside_window
+    }
+
     /// An aggregator with its configuration.
     pub fn new(cfg: &Config) -> Self {
         Aggregator {
@@ -519,6 +533,8 @@ impl Aggregator {
             filter: cfg.filter,
             limit: cfg.limit,
             duration_ns: cfg.duration_ns,
+            window: (cfg.since, cfg.until),
+            outside_window: 0,
             first_ts: None,
             last_ts: None,
             recorded: 0,
@@ -563,6 +579,8 @@ impl Aggregator {
             first_ts,
             recorded,
             stopped,
+            window,
+            outside_window,
             ..
         } = self;
         let mut st = State {
@@ -573,6 +591,8 @@ impl Aggregator {
             first_ts: *first_ts,
             recorded,
             stopped,
+            window: *window,
+            outside_window,
         };
         calls.finish(end, &mut |c| st.take(c));
     }
@@ -586,12 +606,23 @@ struct State<'s> {
     first_ts: Option<Timestamp>,
     recorded: &'s mut u64,
     stopped: &'s mut bool,
+    window: (Option<TimeBound>, Option<TimeBound>),
+    outside_window: &'s mut u64,
 }
 
 impl State<'_> {
     fn take(&mut self, c: &Call<'_>) {
         if *self.stopped || !self.filter.accepts(c) {
             return;
+        }
+        if let Some(first) = self.first_ts {
+            let (since, until) = self.window;
+            if since.is_some_and(|b| c.start < b.resolve(first))
+                || until.is_some_and(|b| c.start >= b.resolve(first))
+            {
+                *self.outside_window += 1;
+                return;
+            }
         }
         if let (Some(d), Some(first)) = (self.duration_ns, self.first_ts) {
             if c.end.0.saturating_sub(first.0) >= d {
@@ -635,6 +666,8 @@ impl Aggregator {
             first_ts,
             recorded,
             stopped,
+            window,
+            outside_window,
             ..
         } = self;
         let mut st = State {
@@ -645,6 +678,8 @@ impl Aggregator {
             first_ts: *first_ts,
             recorded,
             stopped,
+            window: *window,
+            outside_window,
         };
         calls.message(m, &mut |c| st.take(c));
     }

@@ -49,7 +49,7 @@ pub enum TimeBound {
 }
 
 impl TimeBound {
-    fn resolve(self, first: Timestamp) -> Timestamp {
+    pub(crate) fn resolve(self, first: Timestamp) -> Timestamp {
         match self {
             TimeBound::At(t) => t,
             TimeBound::After(ns) => Timestamp(first.0.saturating_add(ns)),

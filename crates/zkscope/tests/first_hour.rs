@@ -231,3 +231,24 @@ fn path_classes_and_user_rules() {
         text(&bad.stderr)
     );
 }
+
+/// `--since/--until` work on count and latency as on digest: the two halves add up.
+#[test]
+fn count_and_latency_take_a_time_window() {
+    let f = session();
+    for cmd in ["count", "latency"] {
+        let total = |extra: &[&str]| -> u64 {
+            let mut args = vec![cmd, "-q", "-r", f.as_str(), "-g", "op", "--format", "json"];
+            args.extend_from_slice(extra);
+            let out = zkscope(&args);
+            assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+            let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+            rows.iter().map(|r| r["count"].as_u64().unwrap()).sum()
+        };
+        let all = total(&[]);
+        let a = total(&["--until", "2s"]);
+        let b = total(&["--since", "2s"]);
+        assert!(a > 0 && b > 0, "{cmd}");
+        assert_eq!(a + b, all, "{cmd}");
+    }
+}

@@ -128,6 +128,15 @@ pub struct StatsArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "When to stop")]
     pub duration: Option<i64>,
 
+    /// Only calls from this time: a timestamp (2026-11-22 16:05:00[.123], RFC 3339, epoch
+    /// seconds; UTC) or a duration after the first message (30s, 2m), as in digest.
+    #[arg(long, value_name = "TIME", help_heading = "When to stop")]
+    pub since: Option<String>,
+
+    /// Only calls before this time (same forms as --since).
+    #[arg(long, value_name = "TIME", help_heading = "When to stop")]
+    pub until: Option<String>,
+
     /// Stop after N calls.
     #[arg(long, value_name = "N", help_heading = "When to stop")]
     pub count: Option<u64>,
@@ -327,6 +336,16 @@ pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
         },
         limit: args.count.filter(|&n| n > 0),
         duration_ns: args.duration.filter(|&d| d > 0),
+        since: args
+            .since
+            .as_deref()
+            .map(crate::digest::parse_time)
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(crate::digest::parse_time)
+            .transpose()?,
         ..Config::default()
     };
     let mut run = run_client(&args.input, Aggregator::new(&cfg))?;
@@ -351,6 +370,12 @@ pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
         agg.recorded(),
         table.len()
     );
+    if agg.outside_window() > 0 {
+        note.push_str(&format!(
+            "; {} calls outside --since/--until left out",
+            agg.outside_window()
+        ));
+    }
     if table.folded > 0 {
         note.push_str(&format!(
             "; {} calls of groups beyond --max-groups {} are in the (other) row",
