@@ -252,3 +252,43 @@ fn count_and_latency_take_a_time_window() {
         assert_eq!(a + b, all, "{cmd}");
     }
 }
+
+/// `dump -c N` stops after N lines like tcpdump; `--color` highlights error replies (red)
+/// and is off when the output is not a terminal unless asked; zxids read `0x6 (0:6)`.
+#[test]
+fn dump_count_colour_and_zxids() {
+    let f = session();
+    for (args, n) in [
+        (vec!["dump", "-q", "-r", f.as_str(), "-c", "5"], 5),
+        (
+            vec![
+                "dump",
+                "-q",
+                "-r",
+                f.as_str(),
+                "-c",
+                "3",
+                "--format",
+                "json",
+            ],
+            3,
+        ),
+    ] {
+        let out = zkscope(&args);
+        assert!(out.status.success(), "{args:?}");
+        assert_eq!(text(&out.stdout).lines().count(), n, "{args:?}");
+    }
+    let plain = text(&zkscope(&["dump", "-q", "-r", &f]).stdout);
+    assert!(!plain.contains('\x1b'));
+    assert!(plain.contains(" zxid=0x2 (0:2) err=OK"), "{plain}");
+    let colour = text(&zkscope(&["dump", "-q", "-r", &f, "--color", "always"]).stdout);
+    let red: Vec<&str> = colour
+        .lines()
+        .filter(|l| l.starts_with("\x1b[31m"))
+        .collect();
+    assert!(!red.is_empty());
+    assert!(red.iter().all(|l| !l.contains("err=OK")), "{red:?}");
+    assert!(colour
+        .lines()
+        .any(|l| l.contains("err=NODEEXISTS") && l.starts_with("\x1b[31m")));
+}

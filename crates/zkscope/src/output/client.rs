@@ -26,10 +26,18 @@ pub struct PrintOptions {
     /// Every decoded field, one per line.
     pub show: bool,
     pub include_pings: bool,
+    /// A stable colour per connection (when `highlight` is on).
     pub colors: bool,
+    /// ANSI colours in text: error replies red, slow replies yellow.
+    pub highlight: bool,
+    /// Stop after this many lines (JSON: objects), like tcpdump's -c.
+    pub limit: Option<u64>,
     pub dump_bad: bool,
     pub time: TimeFormat,
 }
+
+/// Replies at least this slow are highlighted (when colours are on and no --slow is given).
+const SLOW_NS: i64 = 100_000_000;
 
 /// Prints decoded client messages to a writer.
 pub struct Printer<W: Write> {
@@ -42,6 +50,10 @@ pub struct Printer<W: Write> {
     addrs: HashMap<u64, (Box<str>, Box<str>)>,
     /// The first write error (a closed pipe ends the run quietly).
     pub error: Option<io::Error>,
+    /// ANSI colour of the line being built (0: none).
+    mark: u8,
+    /// Lines (JSON objects) written.
+    pub written: u64,
 }
 
 /// Top-level fields left out of one-line text (they are shown by `--show` and JSON).
@@ -58,7 +70,14 @@ impl<W: Write> Printer<W> {
             time,
             addrs: HashMap::new(),
             error: None,
+            mark: 0,
+            written: 0,
         }
+    }
+
+    /// Whether the `-c N` limit is reached.
+    pub fn limit_reached(&self) -> bool {
+        self.opts.limit.is_some_and(|n| self.written >= n)
     }
 
     /// Flushes buffered output.
@@ -71,19 +90,27 @@ impl<W: Write> Printer<W> {
     }
 
     fn write_line(&mut self, conn: &ConnInfo) {
-        if self.error.is_some() {
+        if self.error.is_some() || self.limit_reached() {
             self.line.clear();
             return;
         }
-        let r = if self.opts.colors && self.opts.format == Format::Text {
-            let c = color_of(conn);
-            writeln!(self.out, "\x1b[{c}m{}\x1b[0m", self.line)
-        } else {
-            writeln!(self.out, "{}", self.line)
+        let colour = match (self.opts.highlight, self.mark, self.opts.colors) {
+            (false, _, _) => None,
+            (true, 0, true) => Some(color_of(conn)),
+            (true, 0, false) => None,
+            (true, m, _) => Some(m),
+        };
+        let r = match colour {
+            Some(c) if self.opts.format == Format::Text => {
+                writeln!(self.out, "\x1b[{c}m{}\x1b[0m", self.line)
+            }
+            _ => writeln!(self.out, "{}", self.line),
         };
         if let Err(e) = r {
             self.error = Some(e);
         }
+        self.written += 1;
+        self.mark = 0;
         self.line.clear();
     }
 
@@ -155,6 +182,12 @@ impl<W: Write> Printer<W> {
                 );
                 if let Some(p) = request {
                     let _ = write!(self.line, " latency={}", Latency(m.ts.0 - p.ts.0));
+                    if m.ts.0 - p.ts.0 >= self.opts.slow.unwrap_or(SLOW_NS) {
+                        self.mark = 33;
+                    }
+                }
+                if h.err.0 != 0 {
+                    self.mark = 31;
                 }
                 write_fields(&mut self.line, &reply.body, style, 4, skip);
             }
@@ -281,7 +314,7 @@ impl<W: Write> Consumer for Printer<W> {
         }
     }
     fn done(&self) -> bool {
-        self.error.is_some()
+        self.error.is_some() || self.limit_reached()
     }
     fn flush(&mut self) {
         Printer::flush(self);
@@ -326,11 +359,18 @@ impl std::fmt::Display for ErrName {
 struct Zxid(i64);
 
 impl std::fmt::Display for Zxid {
+    /// `0x100000002 (1:2)`: hex, then epoch:counter, as the election and quorum printers do.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.0 < 0 {
             write!(f, "{}", self.0)
         } else {
-            write!(f, "{:#x}", self.0)
+            write!(
+                f,
+                "{:#x} ({}:{})",
+                self.0,
+                self.0 >> 32,
+                self.0 & 0xffff_ffff
+            )
         }
     }
 }
@@ -413,7 +453,8 @@ fn dir_name(d: Direction) -> &'static str {
 impl<W: Write> Printer<W> {
     /// One message as a JSON line (the `--format json` contract: fields are never renamed).
     fn json(&mut self, m: &Msg<'_>) {
-        if matches!(m.kind, Kind::Unanswered { .. }) || self.error.is_some() {
+        if matches!(m.kind, Kind::Unanswered { .. }) || self.error.is_some() || self.limit_reached()
+        {
             return; // unanswered requests were printed when they arrived; the summary counts them
         }
         let j = &mut self.json;
@@ -523,6 +564,7 @@ impl<W: Write> Printer<W> {
         if let Err(e) = self.out.write_all(line) {
             self.error = Some(e);
         }
+        self.written += 1;
     }
 
     /// Fields after the headers: size, addresses, session, decoding problems.
