@@ -292,3 +292,37 @@ fn dump_count_colour_and_zxids() {
         .lines()
         .any(|l| l.contains("err=NODEEXISTS") && l.starts_with("\x1b[31m")));
 }
+
+/// SetAuth shows its scheme and redacted identity in the default paired text; the
+/// ConnectReply carries the handshake's latency, in text and JSON.
+#[test]
+fn setauth_and_connect_latency_are_visible() {
+    let auth = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/zktraffic/auth.pcap");
+    let t = text(&zkscope(&["dump", "-q", "-r", auth.to_str().unwrap()]).stdout);
+    let line = t
+        .lines()
+        .find(|l| l.contains("SetAuthRequest"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        line.contains("scheme=digest credential=tacos:***"),
+        "{line}"
+    );
+    let f = session();
+    let t = text(&zkscope(&["dump", "-q", "-r", &f]).stdout);
+    assert!(
+        t.lines()
+            .filter(|l| l.contains("ConnectReply"))
+            .all(|l| l.contains(" latency=")),
+        "{t}"
+    );
+    let j = text(&zkscope(&["dump", "-q", "-r", &f, "--format", "json"]).stdout);
+    let replies: Vec<Value> = j
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "ConnectReply")
+        .collect();
+    assert_eq!(replies.len(), 11);
+    assert!(replies
+        .iter()
+        .all(|v| v["latency_us"].as_f64().unwrap() > 0.0));
+}

@@ -54,7 +54,14 @@ pub struct Printer<W: Write> {
     mark: u8,
     /// Lines (JSON objects) written.
     pub written: u64,
+    /// Per connection: when its ConnectRequest was seen (the ConnectReply's latency).
+    connect_ts: HashMap<u64, Timestamp>,
+    /// Per connection: the fields of its SetAuth request, shown with the reply when paired.
+    auth_fields: HashMap<u64, String>,
 }
+
+/// Connections whose handshake time or auth fields are kept (then the maps start over).
+const CONN_STATE_MAX: usize = 65_536;
 
 /// Top-level fields left out of one-line text (they are shown by `--show` and JSON).
 const INLINE_SKIP: &[&str] = &["stat", "acl", "children", "passwd_len"];
@@ -72,6 +79,8 @@ impl<W: Write> Printer<W> {
             error: None,
             mark: 0,
             written: 0,
+            connect_ts: HashMap::new(),
+            auth_fields: HashMap::new(),
         }
     }
 
@@ -145,7 +154,16 @@ impl<W: Write> Printer<W> {
         match &m.kind {
             Kind::Request(r) => {
                 if paired {
-                    return; // printed with its reply
+                    // printed with its reply; SetAuth's scheme and (redacted) identity with it
+                    if r.header.opcode == OpCode::AUTH {
+                        let mut f = String::new();
+                        write_fields(&mut f, &r.body, Style::Inline, 4, INLINE_SKIP);
+                        if self.auth_fields.len() >= CONN_STATE_MAX {
+                            self.auth_fields.clear();
+                        }
+                        self.auth_fields.insert(conn.id, f);
+                    }
+                    return;
                 }
                 self.head(
                     m.ts,
@@ -205,6 +223,9 @@ impl<W: Write> Printer<W> {
                     self.line.push_str("————► ");
                 }
                 self.head(m.ts, "ConnectReply", conn, Direction::ToClient);
+                if let Some(t) = self.connect_ts.remove(&conn.id) {
+                    let _ = write!(self.line, " latency={}", Latency(m.ts.0 - t.0));
+                }
                 write_fields(&mut self.line, c, style, 4, skip);
             }
             Kind::FourLetter {
@@ -302,6 +323,11 @@ impl<W: Write> Printer<W> {
         if let Some(w) = p.watch {
             let _ = write!(self.line, " watch={w}");
         }
+        if p.opcode == OpCode::AUTH {
+            if let Some(f) = self.auth_fields.remove(&conn.id) {
+                self.line.push_str(&f);
+            }
+        }
         let _ = write!(self.line, " size={}", p.size);
         self.write_line(conn);
     }
@@ -324,6 +350,12 @@ impl<W: Write> Consumer for Printer<W> {
 impl<W: Write> Printer<W> {
     /// Prints one client message (or holds a request until its reply).
     pub fn message(&mut self, m: &Msg<'_>) {
+        if let Kind::ConnectRequest(_) = &m.kind {
+            if self.connect_ts.len() >= CONN_STATE_MAX {
+                self.connect_ts.clear();
+            }
+            self.connect_ts.insert(m.conn.id, m.ts);
+        }
         if let Some(limit) = self.opts.slow {
             // The slow-request log shows replies (with their requests) and nothing else.
             let slow = match &m.kind {
@@ -524,6 +556,9 @@ impl<W: Write> Printer<W> {
                 j.name("type", "ConnectReply");
                 j.name("op", "connect");
                 j.opt_int("opcode", None);
+                if let Some(t) = self.connect_ts.remove(&m.conn.id) {
+                    j.float("latency_us", latency_us(t, m.ts));
+                }
                 Self::json_tail(j, m);
                 j.flatten(resp);
             }
