@@ -326,3 +326,17 @@ fn setauth_and_connect_latency_are_visible() {
         .iter()
         .all(|v| v["latency_us"].as_f64().unwrap() > 0.0));
 }
+
+/// `--show` prints znode data: text (quoted, escaped) when it is text, else hex; capped by
+/// `--max-data`.
+#[test]
+fn show_prints_znode_data() {
+    let f = session();
+    let t = text(&zkscope(&["dump", "-q", "-r", &f, "--show"]).stdout);
+    assert!(t.contains("\n    data: \"root\"\n"), "{t}");
+    let t = text(&zkscope(&["dump", "-q", "-r", &f, "--show", "--max-data", "2"]).stdout);
+    assert!(
+        t.contains("\n    data: \"ro\" … (4 bytes, --max-data 2)"),
+        "{t}"
+    );
+}

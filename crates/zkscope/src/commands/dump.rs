@@ -59,9 +59,14 @@ pub struct DumpArgs {
     #[arg(long = "dump-bad-packet")]
     pub dump_bad_packet: bool,
 
-    /// Every decoded field of each message, one per line (Stat, ACLs, children, multi ops…).
+    /// Every decoded field of each message, one per line (Stat, ACLs, children, multi ops,
+    /// znode data…).
     #[arg(long)]
     pub show: bool,
+
+    /// --show: znode data bytes shown at most (text when it is text, else hex).
+    #[arg(long = "max-data", value_name = "BYTES", default_value_t = 256)]
+    pub max_data: usize,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
@@ -108,6 +113,7 @@ impl DumpArgs {
             colors: self.conn_colors,
             highlight: self.format == Format::Text && self.color.on(),
             limit: self.count.filter(|&n| n > 0),
+            max_data: self.max_data,
             dump_bad: self.dump_bad_packet,
             time: self.time.format(),
         }

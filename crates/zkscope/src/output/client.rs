@@ -8,7 +8,9 @@ use zkscope_capture::client::{ConnInfo, Kind, Msg, PendingRequest, Unanswered};
 use zkscope_capture::packet::Timestamp;
 use zkscope_capture::pipeline::{Consumer, Event};
 use zkscope_capture::tcp::Direction;
-use zkscope_proto::client::{implied_opcode, ErrCode, OpCode, PING_XID};
+use zkscope_proto::client::{
+    implied_opcode, Data, ErrCode, OpCode, ReplyBody, RequestBody, PING_XID,
+};
 
 use crate::output::fields::{write_fields, Style};
 use crate::output::jsonline::JsonLine;
@@ -34,6 +36,49 @@ pub struct PrintOptions {
     pub limit: Option<u64>,
     pub dump_bad: bool,
     pub time: TimeFormat,
+    /// `--show`: znode data bytes shown at most.
+    pub max_data: usize,
+}
+
+/// `--show`'s `data:` line: text (escaped, quoted) when the bytes are UTF-8 without control
+/// characters other than newlines and tabs, else a hex preview; at most `max` bytes.
+fn push_data(out: &mut String, data: Data<'_>, max: usize) {
+    use std::fmt::Write as _;
+    let Some(b) = data.bytes() else {
+        out.push_str("\n    data: null");
+        return;
+    };
+    let cut = b.get(..max).unwrap_or(b);
+    // a cut inside a UTF-8 character is still text
+    let text = match std::str::from_utf8(cut) {
+        Ok(t) => Some(t),
+        Err(e) if cut.len() < b.len() && e.error_len().is_none() => {
+            std::str::from_utf8(cut.get(..e.valid_up_to()).unwrap_or(&[])).ok()
+        }
+        Err(_) => None,
+    }
+    .filter(|t| {
+        t.chars()
+            .all(|c| !c.is_control() || c == '\n' || c == '\t' || c == '\r')
+    });
+    out.push_str("\n    data: ");
+    match text {
+        Some(t) => {
+            let _ = write!(out, "\"{}\"", t.escape_debug());
+        }
+        None => {
+            out.push_str("hex ");
+            for (i, x) in cut.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                let _ = write!(out, "{x:02x}");
+            }
+        }
+    }
+    if cut.len() < b.len() {
+        let _ = write!(out, " … ({} bytes, --max-data {max})", b.len());
+    }
 }
 
 /// Replies at least this slow are highlighted (when colours are on and no --slow is given).
@@ -173,6 +218,13 @@ impl<W: Write> Printer<W> {
                 );
                 let _ = write!(self.line, " xid={} size={}", r.header.xid, m.size);
                 write_fields(&mut self.line, &r.body, style, 4, skip);
+                if self.opts.show {
+                    if let RequestBody::Create { data, .. } | RequestBody::SetData { data, .. } =
+                        &r.body
+                    {
+                        push_data(&mut self.line, *data, self.opts.max_data);
+                    }
+                }
             }
             Kind::Reply { reply, request } => {
                 if paired {
@@ -208,6 +260,9 @@ impl<W: Write> Printer<W> {
                     self.mark = 31;
                 }
                 write_fields(&mut self.line, &reply.body, style, 4, skip);
+                if let (true, ReplyBody::GetData { data, .. }) = (self.opts.show, &reply.body) {
+                    push_data(&mut self.line, *data, self.opts.max_data);
+                }
             }
             Kind::Event { header, event } => {
                 self.head(m.ts, "WatchEvent", conn, Direction::ToClient);
