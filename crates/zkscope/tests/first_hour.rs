@@ -340,3 +340,28 @@ fn show_prints_znode_data() {
         "{t}"
     );
 }
+
+/// One way to write a zxid: `0x5 (0:5)` in text (--show Stat fields included), an integer
+/// and a `*_hex` string in JSON; ctime/mtime as ISO-8601 in text.
+#[test]
+fn zxids_and_times_are_written_one_way() {
+    let f = session();
+    let show = text(&zkscope(&["dump", "-q", "-r", &f, "--show"]).stdout);
+    assert!(show.contains("\n      czxid: 0x5 (0:5)\n"), "{show}");
+    assert!(
+        show.contains("\n      ctime: 2026-11-22T16:00:18.702Z\n"),
+        "{show}"
+    );
+    assert!(!show.contains("_hex"), "{show}");
+    let json = text(&zkscope(&["dump", "-q", "-r", &f, "--format", "json"]).stdout);
+    let v: Value = json
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["stat"].is_object())
+        .unwrap();
+    assert_eq!(v["zxid_hex"], format!("{:#x}", v["zxid"].as_i64().unwrap()));
+    assert_eq!(
+        v["stat"]["czxid_hex"],
+        format!("{:#x}", v["stat"]["czxid"].as_i64().unwrap())
+    );
+}

@@ -9,7 +9,7 @@ use zkscope_capture::packet::Timestamp;
 use zkscope_capture::pipeline::{Consumer, Event};
 use zkscope_capture::tcp::Direction;
 use zkscope_proto::client::{
-    implied_opcode, Data, ErrCode, OpCode, ReplyBody, RequestBody, PING_XID,
+    implied_opcode, Data, ErrCode, Hex, OpCode, ReplyBody, RequestBody, PING_XID,
 };
 
 use crate::output::fields::{write_fields, Style};
@@ -573,6 +573,9 @@ impl<W: Write> Printer<W> {
                 j.opt_int("opcode", op.map(|o| o.0.into()));
                 j.int("xid", h.xid.into());
                 j.int("zxid", h.zxid);
+                if h.zxid >= 0 {
+                    j.value("zxid_hex", &Hex(h.zxid));
+                }
                 j.int("err", h.err.0.into());
                 j.name("err_name", err_name(h.err));
                 if let Some(p) = request {
@@ -593,6 +596,9 @@ impl<W: Write> Printer<W> {
                 j.opt_int("opcode", None);
                 j.int("xid", header.xid.into());
                 j.int("zxid", header.zxid);
+                if header.zxid >= 0 {
+                    j.value("zxid_hex", &Hex(header.zxid));
+                }
                 j.int("err", header.err.0.into());
                 j.name("err_name", err_name(header.err));
                 Self::json_tail(j, m);
