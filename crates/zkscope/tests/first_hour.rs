@@ -365,3 +365,16 @@ fn zxids_and_times_are_written_one_way() {
         format!("{:#x}", v["stat"]["czxid"].as_i64().unwrap())
     );
 }
+
+/// One unit style: `272.8ms`, `+2.5ms` (no space), zxids `0x0 (0:0)`, in elections as in dump.
+#[test]
+fn elections_use_the_same_units_and_zxids() {
+    let omni = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/zktraffic/omni.pcap");
+    let t = text(&zkscope(&["elections", "-q", "-r", omni.to_str().unwrap()]).stdout);
+    assert!(t.contains("(272.8ms) leader 2"), "{t}");
+    assert!(
+        t.contains(" +2.5ms server 1 LOOKING votes 2 (zxid 0x0 (0:0),"),
+        "{t}"
+    );
+    assert!(!t.contains(" ms"), "{t}");
+}
