@@ -378,3 +378,19 @@ fn elections_use_the_same_units_and_zxids() {
     );
     assert!(!t.contains(" ms"), "{t}");
 }
+
+/// A path too long for the table is shortened in the middle: both ends stay.
+#[test]
+fn long_paths_are_shortened_in_the_middle() {
+    let mut cmd = Command::new(support::zkscope_bin());
+    cmd.args(["count", "-q", "-r", &session(), "-g", "path", "--normalize"])
+        .arg("^/crud$=/a/very/long/path/prefix/that/goes/on/and/on/leaf")
+        .env("COLUMNS", "50");
+    let out = run_with_timeout(cmd, None, Duration::from_secs(60));
+    let t = text(&out.stdout);
+    let line = t
+        .lines()
+        .find(|l| l.contains('…'))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(line.starts_with("/a/") && line.contains("/leaf "), "{line}");
+}

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use clap::Args;
 use zkscope_analysis::compat::{latency_config, latency_table, ArrivalCounter, CompatGroup};
-use zkscope_analysis::fmt::{fit_widths, human_us, parse_duration, truncate};
+use zkscope_analysis::fmt::{fit_widths, human_us, parse_duration, truncate, truncate_middle};
 use zkscope_analysis::{
     sort_rows, Aggregator, ClassOptions, Column, Config, Filter, Fold, GroupKey, PathNorm, Row,
     Summary, UserRule,
@@ -444,7 +444,12 @@ fn write_text(
                 l.push_str("  ");
             }
             let w = widths[i];
-            let v = truncate(v, w);
+            // paths keep both ends (the leaf says the most); other keys their start
+            let v = if matches!(c, Col::Key(_, GroupKey::Path)) {
+                truncate_middle(v, w)
+            } else {
+                truncate(v, w)
+            };
             let pad = " ".repeat(w.saturating_sub(v.chars().count()));
             if c.is_key() {
                 l.push_str(&v);
