@@ -77,6 +77,8 @@ pub struct DigestConfig {
     pub duration_ns: Option<i64>,
     /// Connections whose state is kept by the call builder.
     pub max_conns: usize,
+    /// Pings are a class too (otherwise only counted, in the header).
+    pub include_pings: bool,
 }
 
 impl Default for DigestConfig {
@@ -93,6 +95,7 @@ impl Default for DigestConfig {
             until: None,
             duration_ns: None,
             max_conns: 1 << 20,
+            include_pings: false,
         }
     }
 }
@@ -753,7 +756,7 @@ impl Digest {
         }
         let cap = self.cfg.max_values;
         match c.kind {
-            CallKind::Request(OpCode::PING) => {
+            CallKind::Request(OpCode::PING) if !self.cfg.include_pings => {
                 self.pings += 1;
                 return;
             }

@@ -46,9 +46,14 @@ fn run_ok(args: &[&str]) -> String {
 }
 
 /// The rows of a `--format json` run.
+/// Rows of a count/latency run as JSON; pings are counted (`-p`, they are in the truth file)
+/// unless the test leaves them out.
 fn rows(args: &[&str]) -> Vec<serde_json::Map<String, Value>> {
     let mut a = args.to_vec();
     a.extend(["--format", "json", "-q"]);
+    if !args.contains(&"--no-pings") {
+        a.push("-p");
+    }
     let v: Value = serde_json::from_str(&run_ok(&a)).expect("a JSON document");
     v.as_array()
         .expect("a JSON array")
@@ -333,6 +338,7 @@ fn latency_csv_and_sorting() {
         "csv",
         "--sort-by",
         "max",
+        "-p",
     ]);
     let mut lines = out.lines();
     assert_eq!(
@@ -365,6 +371,7 @@ fn several_keys_top_and_csv_header() {
         "3",
         "--format",
         "csv",
+        "-p",
     ]);
     assert_eq!(
         out,

@@ -70,6 +70,10 @@ pub struct DigestArgs {
     #[arg(long, value_enum, default_value = "all", help_heading = "Report")]
     pub fold: crate::commands::stats::FoldArg,
 
+    /// Pings are a class too (otherwise only counted, in the header).
+    #[arg(short = 'p', long = "include-pings", help_heading = "Report")]
+    pub include_pings: bool,
+
     /// Paths as they are (same as --fold none).
     #[arg(long = "no-fold-sequential", help_heading = "Report")]
     pub no_fold_sequential: bool,
@@ -191,6 +195,7 @@ pub fn run(mut args: DigestArgs) -> Result<ExitCode> {
         since: args.since.as_deref().map(parse_time).transpose()?,
         until: args.until.as_deref().map(parse_time).transpose()?,
         duration_ns: args.duration.filter(|&d| d > 0),
+        include_pings: args.include_pings,
         ..DigestConfig::default()
     };
     let mode = match args.protocols.protocol {

@@ -106,8 +106,12 @@ pub struct StatsArgs {
     #[arg(long, help_heading = "Grouping")]
     pub events: bool,
 
-    /// Leave pings out.
-    #[arg(long = "no-pings", help_heading = "Grouping")]
+    /// Count pings too (left out by default, as in dump and digest).
+    #[arg(short = 'p', long = "include-pings", help_heading = "Grouping")]
+    pub include_pings: bool,
+
+    /// Pings are left out by default now; accepted for older command lines.
+    #[arg(long = "no-pings", hide = true, conflicts_with = "include_pings")]
     pub no_pings: bool,
 
     /// Distinct groups kept; calls of later groups are counted in one "(other)" row.
@@ -330,7 +334,7 @@ pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
         latency: mode == Mode::Latency,
         slow_ns: args.slow,
         filter: Filter {
-            pings: !args.no_pings,
+            pings: args.include_pings,
             events: args.events,
             ..Filter::default()
         },
@@ -366,9 +370,14 @@ pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
         TableFormat::Csv => write_csv(&mut text, &cols, &rows),
     }?;
     let mut note = format!(
-        "zkscope: {} calls in {} groups",
+        "zkscope: {} calls in {} groups (requests, handshakes, four-letter words{})",
         agg.recorded(),
-        table.len()
+        table.len(),
+        if args.include_pings {
+            ", pings"
+        } else {
+            "; pings left out: -p counts them"
+        }
     );
     if agg.outside_window() > 0 {
         note.push_str(&format!(
