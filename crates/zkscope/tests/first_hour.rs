@@ -394,3 +394,46 @@ fn long_paths_are_shortened_in_the_middle() {
         .unwrap_or_else(|| panic!("{t}"));
     assert!(line.starts_with("/a/") && line.contains("/leaf "), "{line}");
 }
+
+/// Pings: left out of count and digest unless -p, on every command.
+#[test]
+fn pings_only_with_p_everywhere() {
+    let f = session();
+    let ops = |extra: &[&str]| -> Vec<(String, u64)> {
+        let mut args = vec![
+            "count",
+            "-q",
+            "-r",
+            f.as_str(),
+            "-g",
+            "op",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let rows: Vec<Value> = serde_json::from_slice(&zkscope(&args).stdout).unwrap();
+        rows.iter()
+            .map(|r| {
+                (
+                    r["op"].as_str().unwrap().to_string(),
+                    r["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert!(!ops(&[]).iter().any(|(op, _)| op == "ping"));
+    assert!(ops(&["-p"]).contains(&("ping".to_string(), 3)));
+    let digest = |extra: &[&str]| -> Value {
+        let mut args = vec!["digest", "-q", "-r", f.as_str(), "--format", "json"];
+        args.extend_from_slice(extra);
+        serde_json::from_slice(&zkscope(&args).stdout).unwrap()
+    };
+    assert_eq!(digest(&[])["header"]["pings"], 3);
+    assert_eq!(digest(&["-p"])["header"]["calls"], 166);
+    for cmd in ["dump", "count", "latency", "digest"] {
+        assert!(
+            zkscope(&[cmd, "-p", "-q", "-r", &f]).status.success(),
+            "{cmd}"
+        );
+    }
+}
