@@ -31,6 +31,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DATA=$ROOT/bench-data
+# the release binary is stripped; --profile builds the `profiling` profile (release + symbols)
+CARGO_PROFILE=release
 ZK=$ROOT/target/release/zkscope
 
 SIZES="1m"
@@ -99,10 +101,11 @@ truth() { # truth FILE EXPR (python expression over d)
 }
 
 build() {
+    ZK=$ROOT/target/$CARGO_PROFILE/zkscope
     if [ "$BUILD" = 1 ]; then
         need cargo
-        echo "building: cargo build --release -p zkscope" >&2
-        cargo build --release -p zkscope >&2
+        echo "building: cargo build --profile $CARGO_PROFILE -p zkscope" >&2
+        cargo build --profile "$CARGO_PROFILE" -p zkscope >&2
     fi
     [ -x "$ZK" ] || die "$ZK is missing (build it or drop --no-build)"
 }
@@ -160,6 +163,7 @@ run_profile() {
     need callgrind_annotate
     local size="${PROFILE_SIZE,,}"
     gen "$size" "$(count_of "$size")"
+    CARGO_PROFILE=profiling
     build
     local f="$DATA/zk-$size.pcap" out="$DATA/profile"
     mkdir -p "$out"

@@ -17,6 +17,8 @@
 #                        service is not needed (tests run their own)
 #   * python3-prometheus-client – an OpenMetrics parser for /metrics
 #   * wrk              – an HTTP load generator for `zkscope serve`'s load test
+#   * systemd          – systemd-analyze checks contrib/'s unit files
+#   * jq               – the README's examples pipe into it (tests/readme.rs runs them)
 #
 # Idempotent and quick when everything is already there: apt-get update and
 # apt-get install only run when a package is missing; pip only runs when the
@@ -42,7 +44,7 @@ fi
 
 pkgs=(libpcap-dev zookeeper tcpdump python3-venv ca-certificates
       python3-aiosmtpd prometheus-alertmanager openssl prometheus
-      python3-prometheus-client wrk)
+      python3-prometheus-client wrk systemd jq)
 if [ "${ZKSCOPE_SKIP_TSHARK:-0}" != "1" ]; then
     pkgs+=(tshark)
 fi

@@ -9,6 +9,8 @@ use zkscope_capture::pipeline::{Consumer, Event};
 use zkscope_proto::client::OpCode;
 
 use crate::call::{Call, CallBuilder, CallKind};
+use crate::classes::{ClassOptions, PathClasses};
+use crate::digest::TimeBound;
 use crate::key::{push_display, push_lossy, GroupKey, PathNorm, UnknownKey, SEP};
 use crate::latency::{ns_to_us, LatencyStats};
 
@@ -71,6 +73,8 @@ pub struct Config {
     pub keys: Vec<GroupKey>,
     /// Path normalisation.
     pub paths: PathNorm,
+    /// Path classes (pt-query-digest-like folding, user rules); replaces `paths` when set.
+    pub classes: Option<ClassOptions>,
     /// Distinct groups kept; calls of later groups are folded into one `(other)` row.
     pub max_groups: usize,
     /// Keep latency distributions.
@@ -86,6 +90,10 @@ pub struct Config {
     pub duration_ns: Option<i64>,
     /// Connections whose state (auth identity, pending handshake) is kept.
     pub max_conns: usize,
+    /// Only calls that start at or after this.
+    pub since: Option<TimeBound>,
+    /// Only calls that start before this.
+    pub until: Option<TimeBound>,
 }
 
 impl Default for Config {
@@ -93,6 +101,7 @@ impl Default for Config {
         Config {
             keys: vec![GroupKey::Type],
             paths: PathNorm::default(),
+            classes: None,
             max_groups: 100_000,
             latency: true,
             slow_ns: None,
@@ -100,6 +109,8 @@ impl Default for Config {
             limit: None,
             duration_ns: None,
             max_conns: 1 << 20,
+            since: None,
+            until: None,
         }
     }
 }
@@ -304,6 +315,7 @@ pub fn sort_rows(rows: &mut [Row<'_>], by: Column) {
 pub struct GroupTable {
     keys: Vec<GroupKey>,
     paths: PathNorm,
+    classes: Option<PathClasses>,
     max_groups: usize,
     latency: bool,
     slow_ns: Option<i64>,
@@ -321,6 +333,7 @@ impl GroupTable {
         GroupTable {
             keys: cfg.keys.clone(),
             paths: cfg.paths,
+            classes: cfg.classes.clone().map(PathClasses::new),
             max_groups: cfg.max_groups,
             latency: cfg.latency,
             slow_ns: cfg.slow_ns,
@@ -337,6 +350,11 @@ impl GroupTable {
         GroupTable {
             keys: self.keys.clone(),
             paths: self.paths,
+            // same rules, fresh cache (a window's paths refold in microseconds)
+            classes: self
+                .classes
+                .as_ref()
+                .map(|c| PathClasses::new(c.options().clone())),
             max_groups: self.max_groups,
             latency: self.latency,
             slow_ns: self.slow_ns,
@@ -361,7 +379,10 @@ impl GroupTable {
             if i > 0 {
                 out.push(SEP);
             }
-            write_value(out, *k, self.paths, c);
+            match (&mut self.classes, k, c.path) {
+                (Some(pc), GroupKey::Path, Some(p)) => out.push_str(pc.class(p).path),
+                _ => write_value(out, *k, self.paths, c),
+            }
         }
     }
 
@@ -494,9 +515,16 @@ pub struct Aggregator {
     last_ts: Option<Timestamp>,
     recorded: u64,
     stopped: bool,
+    window: (Option<TimeBound>, Option<TimeBound>),
+    outside_window: u64,
 }
 
 impl Aggregator {
+    /// Calls left out by `since`/`until`.
+    pub fn outside_window(&self) -> u64 {
+        self.outside_window
+    }
+
     /// An aggregator with its configuration.
     pub fn new(cfg: &Config) -> Self {
         Aggregator {
@@ -505,6 +533,8 @@ impl Aggregator {
             filter: cfg.filter,
             limit: cfg.limit,
             duration_ns: cfg.duration_ns,
+            window: (cfg.since, cfg.until),
+            outside_window: 0,
             first_ts: None,
             last_ts: None,
             recorded: 0,
@@ -549,6 +579,8 @@ impl Aggregator {
             first_ts,
             recorded,
             stopped,
+            window,
+            outside_window,
             ..
         } = self;
         let mut st = State {
@@ -559,6 +591,8 @@ impl Aggregator {
             first_ts: *first_ts,
             recorded,
             stopped,
+            window: *window,
+            outside_window,
         };
         calls.finish(end, &mut |c| st.take(c));
     }
@@ -572,12 +606,23 @@ struct State<'s> {
     first_ts: Option<Timestamp>,
     recorded: &'s mut u64,
     stopped: &'s mut bool,
+    window: (Option<TimeBound>, Option<TimeBound>),
+    outside_window: &'s mut u64,
 }
 
 impl State<'_> {
     fn take(&mut self, c: &Call<'_>) {
         if *self.stopped || !self.filter.accepts(c) {
             return;
+        }
+        if let Some(first) = self.first_ts {
+            let (since, until) = self.window;
+            if since.is_some_and(|b| c.start < b.resolve(first))
+                || until.is_some_and(|b| c.start >= b.resolve(first))
+            {
+                *self.outside_window += 1;
+                return;
+            }
         }
         if let (Some(d), Some(first)) = (self.duration_ns, self.first_ts) {
             if c.end.0.saturating_sub(first.0) >= d {
@@ -621,6 +666,8 @@ impl Aggregator {
             first_ts,
             recorded,
             stopped,
+            window,
+            outside_window,
             ..
         } = self;
         let mut st = State {
@@ -631,6 +678,8 @@ impl Aggregator {
             first_ts: *first_ts,
             recorded,
             stopped,
+            window: *window,
+            outside_window,
         };
         calls.message(m, &mut |c| st.take(c));
     }

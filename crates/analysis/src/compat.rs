@@ -186,6 +186,7 @@ pub fn latency_config(
             depth,
             fold_sequential: false,
         },
+        classes: None,
         max_groups,
         latency: true,
         slow_ns: None,

@@ -31,6 +31,7 @@ use zkscope_proto::client::{ErrCode, OpCode};
 
 use crate::agg::{write_value, NO_REPLY, OTHER};
 use crate::call::{Call, CallBuilder, CallKind};
+use crate::classes::{ClassOptions, PathClasses, RuleSet};
 use crate::hash::FastMap;
 use crate::key::{GroupKey, PathNorm};
 use crate::latency::LatencyStats;
@@ -48,7 +49,7 @@ pub enum TimeBound {
 }
 
 impl TimeBound {
-    fn resolve(self, first: Timestamp) -> Timestamp {
+    pub(crate) fn resolve(self, first: Timestamp) -> Timestamp {
         match self {
             TimeBound::At(t) => t,
             TimeBound::After(ns) => Timestamp(first.0.saturating_add(ns)),
@@ -61,6 +62,8 @@ impl TimeBound {
 pub struct DigestConfig {
     /// Path normalisation of classes (sequential folding is normally on).
     pub paths: PathNorm,
+    /// Path classes (pt-query-digest-like folding, user rules); replaces `paths` when set.
+    pub classes: Option<ClassOptions>,
     /// Distinct classes kept; later ones fold into `(other)`.
     pub max_classes: usize,
     /// Distinct values (clients, sessions, paths, …) kept per counter; later ones fold into
@@ -74,6 +77,8 @@ pub struct DigestConfig {
     pub duration_ns: Option<i64>,
     /// Connections whose state is kept by the call builder.
     pub max_conns: usize,
+    /// Pings are a class too (otherwise only counted, in the header).
+    pub include_pings: bool,
 }
 
 impl Default for DigestConfig {
@@ -83,12 +88,14 @@ impl Default for DigestConfig {
                 depth: 0,
                 fold_sequential: true,
             },
+            classes: None,
             max_classes: 10_000,
             max_values: 1_000,
             since: None,
             until: None,
             duration_ns: None,
             max_conns: 1 << 20,
+            include_pings: false,
         }
     }
 }
@@ -409,6 +416,8 @@ pub struct Class {
     pub op: String,
     /// Normalised path (empty when the operation has none).
     pub path: String,
+    /// The folding rules that produced `path` (path classes only).
+    pub folded_by: RuleSet,
     /// Order of first appearance.
     pub seq: u64,
     /// Calls.
@@ -627,11 +636,13 @@ pub struct Digest {
     stopped: bool,
     buf: String,
     pending_timeouts: HashMap<u64, i32>,
+    path_classes: Option<PathClasses>,
 }
 
 impl Digest {
     /// An empty digest.
     pub fn new(cfg: DigestConfig) -> Self {
+        let cfg_classes = cfg.classes.clone().map(PathClasses::new);
         Digest {
             builder: CallBuilder::new(cfg.max_conns),
             cfg,
@@ -664,6 +675,15 @@ impl Digest {
             stopped: false,
             buf: String::new(),
             pending_timeouts: HashMap::new(),
+            path_classes: cfg_classes,
+        }
+    }
+
+    /// The rules of a class's [`Class::folded_by`], user rules spelt out.
+    pub fn rule_names(&self, rules: RuleSet) -> Vec<String> {
+        match &self.path_classes {
+            Some(pc) => pc.rule_names(rules),
+            None => rules.names().map(str::to_string).collect(),
         }
     }
 
@@ -736,7 +756,7 @@ impl Digest {
         }
         let cap = self.cfg.max_values;
         match c.kind {
-            CallKind::Request(OpCode::PING) => {
+            CallKind::Request(OpCode::PING) if !self.cfg.include_pings => {
                 self.pings += 1;
                 return;
             }
@@ -776,8 +796,10 @@ impl Digest {
                     }
                 }
                 self.buf.clear();
-                if let Some(p) = c.path {
-                    self.cfg.paths.write(&mut self.buf, p);
+                match (&mut self.path_classes, c.path) {
+                    (Some(pc), Some(p)) => self.buf.push_str(pc.class(p).path),
+                    (None, Some(p)) => self.cfg.paths.write(&mut self.buf, p),
+                    _ => {}
                 }
                 self.watches.fired_by_path.add_str(&self.buf, 1, cap);
                 return;
@@ -832,7 +854,15 @@ impl Digest {
         write_value(buf, GroupKey::Op, PathNorm::default(), c);
         let op_len = buf.len();
         buf.push(' ');
-        write_value(buf, GroupKey::Path, self.cfg.paths, c);
+        let mut folded_by = RuleSet::default();
+        match (&mut self.path_classes, c.path) {
+            (Some(pc), Some(p)) => {
+                let class = pc.class(p);
+                buf.push_str(class.path);
+                folded_by = class.rules;
+            }
+            _ => write_value(buf, GroupKey::Path, self.cfg.paths, c),
+        }
         if c.watch == Some(true) {
             let op = buf.get(..op_len).unwrap_or("");
             match self.watches.set_by_op.get_mut(op) {
@@ -853,6 +883,7 @@ impl Digest {
                 op: buf.get(..op_len).unwrap_or("").to_string(),
                 path: buf.get(op_len + 1..).unwrap_or("").to_string(),
                 seq: self.next_seq,
+                folded_by,
                 ..Class::default()
             };
             self.next_seq += 1;

@@ -1,7 +1,8 @@
 //! Small text helpers shared by the tables: durations, truncation, column widths.
 
-/// Parses a duration: a number with an optional unit `ns`, `us`/`µs`, `ms`, `s` (the
-/// default), `m`, `h` (`30s`, `50ms`, `1.5m`, `2`). Returns nanoseconds.
+/// Parses a duration: a number with its unit `ns`, `us`/`µs`, `ms`, `s`, `m`, `h` (`30s`,
+/// `50ms`, `1.5m`). Returns nanoseconds. A bare number other than 0 is an error: `--slow 15`
+/// could mean 15 ms as well as 15 s.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
     let t = s.trim();
     let split = t
@@ -12,10 +13,16 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         .parse()
         .map_err(|_| format!("bad duration {s:?} (examples: 30s, 50ms, 2m)"))?;
     let scale = match unit.trim() {
+        "" if v == 0.0 => 1.0,
+        "" => {
+            return Err(format!(
+                "duration {s:?} needs a unit: {num}ms, {num}s, {num}m… (ns, us, ms, s, m, h)"
+            ))
+        }
         "ns" => 1.0,
         "us" | "µs" => 1e3,
         "ms" => 1e6,
-        "" | "s" | "sec" => 1e9,
+        "s" | "sec" => 1e9,
         "m" | "min" => 60e9,
         "h" => 3600e9,
         u => {
@@ -55,6 +62,32 @@ pub fn truncate(s: &str, width: usize) -> String {
     out
 }
 
+/// `s` cut to at most `width` characters by replacing its middle with `…`: both ends of a
+/// path say the most (`/clickhouse/tables/…/queue-N`).
+pub fn truncate_middle(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        return s.to_string();
+    }
+    if width < 3 {
+        return truncate(s, width);
+    }
+    // the end (the leaf) gets the larger half; both halves are cut at a slash when they hold
+    // one, so that whole components show
+    let mut tail: String = s.chars().skip(n - (width - 1).div_ceil(2)).collect();
+    if let Some(i) = tail.find('/') {
+        tail.drain(..i);
+    }
+    let head_len = width - 1 - tail.chars().count();
+    let mut head: String = s.chars().take(head_len).collect();
+    if let Some(i) = head.rfind('/').filter(|&i| i > 0) {
+        head.truncate(i + 1);
+    }
+    head.push('…');
+    head.push_str(&tail);
+    head
+}
+
 /// Column widths that fit in `total` characters (with `sep` between columns): the
 /// shrinkable columns give up characters, widest first, down to their minimum.
 pub fn fit_widths(
@@ -91,7 +124,10 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("30s"), Ok(30_000_000_000));
         assert_eq!(parse_duration("50ms"), Ok(50_000_000));
-        assert_eq!(parse_duration("2"), Ok(2_000_000_000));
+        assert_eq!(parse_duration("2s"), Ok(2_000_000_000));
+        assert_eq!(parse_duration("0"), Ok(0));
+        let e = parse_duration("15").unwrap_err();
+        assert!(e.contains("needs a unit: 15ms, 15s"), "{e}");
         assert_eq!(parse_duration("1.5m"), Ok(90_000_000_000));
         assert_eq!(parse_duration("250us"), Ok(250_000));
         assert_eq!(parse_duration("1h"), Ok(3_600_000_000_000));
@@ -115,6 +151,17 @@ mod tests {
         assert_eq!(truncate("/a/b/c", 5), "/a/b…");
         assert_eq!(truncate("/é/é", 3), "/é…");
         assert_eq!(truncate("abc", 0), "");
+        assert_eq!(truncate_middle("/a/b/c", 6), "/a/b/c");
+        assert_eq!(
+            truncate_middle("/clickhouse/tables/01/db/t/replicas/r1/queue/queue-N", 25),
+            "/clickhouse/…/queue-N"
+        );
+        assert_eq!(truncate_middle("/é/é/é", 5), "/é…/é");
+        assert_eq!(truncate_middle("abcdefghij", 5), "ab…ij");
+        assert_eq!(truncate_middle("abcdef", 2), "a…");
+        for w in 0..12 {
+            assert!(truncate_middle("/abcdefghijklmnop", w).chars().count() <= w);
+        }
     }
 
     #[test]

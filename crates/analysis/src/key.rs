@@ -123,18 +123,7 @@ impl PathNorm {
     /// Depth follows zktraffic's `'/'.join(path.split('/')[0:depth+1])`: the path is cut
     /// before its `depth+1`-th slash.
     pub fn write(&self, out: &mut String, path: &[u8]) {
-        let mut end = path.len();
-        if self.depth > 0 {
-            if let Some((i, _)) = path
-                .iter()
-                .enumerate()
-                .filter(|(_, &b)| b == b'/')
-                .nth(self.depth)
-            {
-                end = i;
-            }
-        }
-        let kept = path.get(..end).unwrap_or(path);
+        let kept = cut_depth(path, self.depth);
         if !self.fold_sequential {
             push_lossy(out, kept);
             return;
@@ -150,6 +139,23 @@ impl PathNorm {
         let mut s = String::with_capacity(path.len());
         self.write(&mut s, path);
         s
+    }
+}
+
+/// The first `depth` components of `path` (0: all of it): zktraffic's
+/// `'/'.join(path.split('/')[0:depth+1])`, the path cut before its `depth+1`-th slash.
+pub(crate) fn cut_depth(path: &[u8], depth: usize) -> &[u8] {
+    if depth == 0 {
+        return path;
+    }
+    match path
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'/')
+        .nth(depth)
+    {
+        Some((i, _)) => path.get(..i).unwrap_or(path),
+        None => path,
     }
 }
 

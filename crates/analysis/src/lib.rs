@@ -30,6 +30,9 @@
 //! - [`zkstats`] is zktraffic's `zk-stats-daemon` (per-path, per-IP and per-auth counters
 //!   over tumbling windows on the capture clock) with correct values, error and latency
 //!   keys; [`metrics`] the Prometheus metrics of `zkscope serve`; [`daemon`] feeds both.
+//! - [`classes`] folds paths into classes like pt-query-digest's fingerprints (numbers,
+//!   sequential suffixes, UUIDs, hex ids, hosts and ports, Kafka/Solr/HBase names, user
+//!   `REGEX=REPLACEMENT` rules), cached per distinct path, each class with the rules that made it.
 //!
 //! A new view usually needs a new consumer here (or a new [`window::Aggregate`]), and a
 //! printer and a command in the binary.
@@ -55,6 +58,7 @@
 
 mod agg;
 mod call;
+pub mod classes;
 pub mod compat;
 pub mod daemon;
 pub mod digest;
@@ -73,5 +77,6 @@ pub use agg::{
     NO_REPLY, OTHER,
 };
 pub use call::{identity, Call, CallBuilder, CallKind, NOAUTH};
+pub use classes::{Class, ClassOptions, Fold, PathClasses, RuleSet, UserRule};
 pub use key::{GroupKey, PathNorm, UnknownKey};
 pub use latency::{ns_to_us, LatencyStats, SIGFIG};

@@ -70,8 +70,10 @@ pub mod ensemble;
 pub mod framer;
 pub mod packet;
 pub mod pipeline;
+pub mod ports;
 pub mod source;
 pub mod tcp;
+pub mod writer;
 
 pub use packet::{parse_tcp, Linktype, RawPacket, Skip, TcpFlags, TcpSegment, Timestamp};
 pub use source::{CaptureError, CaptureStats, LiveOptions, PacketSource};

@@ -30,12 +30,10 @@ const MAX_IFACES: usize = 1 << 16;
 #[allow(missing_docs)]
 pub enum CaptureError {
     /// Opening or reading the input failed.
-    #[error("{name}: {source}")]
-    Io {
-        name: String,
-        #[source]
-        source: io::Error,
-    },
+    // The cause is in the message and deliberately not a `source()`: reporters that print the
+    // chain (anyhow's `{:#}`) would say it twice.
+    #[error("{name}: {}", io_text(.error))]
+    Io { name: String, error: io::Error },
     /// Zero-length input.
     #[error("{name}: empty file")]
     Empty { name: String },
@@ -147,9 +145,9 @@ impl PacketSource {
         if name == "-" {
             return Self::from_reader("<stdin>", io::stdin(), None, filter);
         }
-        let io_err = |source| CaptureError::Io {
+        let io_err = |error| CaptureError::Io {
             name: name.clone(),
-            source,
+            error,
         };
         let file = File::open(path).map_err(io_err)?;
         let meta = file.metadata().map_err(io_err)?;
@@ -247,6 +245,17 @@ impl PacketSource {
         }
     }
 
+    /// The snap length, the most bytes kept of each packet: the file header's (classic pcap),
+    /// the smallest of the interfaces described so far (pcapng), the capture's own (live).
+    /// `None` when unlimited or not known yet (before the first packet of a file).
+    pub fn snaplen(&self) -> Option<u32> {
+        let s = match &self.inner {
+            Inner::File(f) => f.snaplen,
+            Inner::Live(l) => l.snaplen,
+        };
+        (s != 0).then_some(s)
+    }
+
     /// Whether this is a live capture.
     pub fn is_live(&self) -> bool {
         matches!(self.inner, Inner::Live(_))
@@ -259,6 +268,77 @@ impl PacketSource {
             Inner::File(f) => f.skipped,
             Inner::Live(_) => 0,
         }
+    }
+}
+
+extern "C" {
+    // libpcap's own version string (the pcap crate links libpcap but does not wrap this).
+    fn pcap_lib_version() -> *const std::ffi::c_char;
+}
+
+/// The version of the libpcap zkscope runs with, as libpcap says it
+/// (`libpcap version 1.10.3 (with TPACKET_V3)`).
+#[allow(unsafe_code)]
+pub fn libpcap_version() -> String {
+    // SAFETY: `pcap_lib_version` takes no argument and returns a pointer to a static,
+    // NUL-terminated string owned by libpcap, valid for the life of the process and never
+    // written to after; the null check guards a broken library.
+    let p = unsafe { pcap_lib_version() };
+    if p.is_null() {
+        return "libpcap (unknown version)".to_string();
+    }
+    // SAFETY: non-null, NUL-terminated and static (see above).
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A capture interface, as `tcpdump -D` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// The name to give `-i`.
+    pub name: String,
+    /// libpcap's description, when it has one.
+    pub description: Option<String>,
+    /// `Loopback`, `Up`, `Running`.
+    pub flags: Vec<&'static str>,
+}
+
+/// The interfaces libpcap can capture on (`any` included on Linux).
+pub fn list_interfaces() -> Result<Vec<Interface>, CaptureError> {
+    let devs = pcap::Device::list().map_err(|e| CaptureError::Live {
+        iface: "(list)".to_string(),
+        msg: e.to_string(),
+    })?;
+    Ok(devs
+        .into_iter()
+        .map(|d| {
+            let mut flags = Vec::new();
+            if d.flags.is_loopback() {
+                flags.push("Loopback");
+            }
+            if d.flags.is_up() {
+                flags.push("Up");
+            }
+            if d.flags.is_running() {
+                flags.push("Running");
+            }
+            Interface {
+                name: d.name,
+                description: d.desc,
+                flags,
+            }
+        })
+        .collect())
+}
+
+/// An I/O error as tcpdump words it: `No such file or directory`, without Rust's
+/// ` (os error 2)` suffix.
+fn io_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s,
     }
 }
 
@@ -409,6 +489,8 @@ struct FileSource {
     stop: Option<Arc<AtomicBool>>,
     done: bool,
     skipped: u64,
+    /// The smallest snap length of the file header or its interfaces (0: none yet).
+    snaplen: u32,
 }
 
 type Chained = io::Chain<Cursor<Vec<u8>>, Input>;
@@ -426,9 +508,9 @@ impl FileSource {
             inner,
             err: io_err.clone(),
         };
-        let ioe = |source| CaptureError::Io {
+        let ioe = |error| CaptureError::Io {
             name: name.clone(),
-            source,
+            error,
         };
         let truncated = |what| CaptureError::Truncated {
             name: name.clone(),
@@ -507,6 +589,7 @@ impl FileSource {
             stop: None,
             done: false,
             skipped: 0,
+            snaplen: 0,
         };
         if let Some(expr) = filter {
             // Check the syntax now (against Ethernet); compiled per link type later.
@@ -561,6 +644,7 @@ impl FileSource {
             };
         match block {
             PcapBlockOwned::LegacyHeader(h) => {
+                self.snaplen = h.snaplen;
                 self.legacy = Some((
                     Linktype(h.network.0 & 0x03ff_ffff),
                     h.is_nanosecond_precision(),
@@ -579,6 +663,10 @@ impl FileSource {
                 Step::Skip(off)
             }
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                // 0: no limit
+                if idb.snaplen != 0 && (self.snaplen == 0 || idb.snaplen < self.snaplen) {
+                    self.snaplen = idb.snaplen;
+                }
                 if self.ifaces.len() < MAX_IFACES {
                     let lt = Linktype(idb.linktype.0 & 0x03ff_ffff);
                     self.ifaces
@@ -709,7 +797,7 @@ impl FileSource {
 
     fn read_error(&mut self) -> CaptureError {
         self.done = true;
-        let source = self
+        let error = self
             .io_err
             .lock()
             .ok()
@@ -717,7 +805,7 @@ impl FileSource {
             .unwrap_or_else(|| io::Error::other("read error"));
         CaptureError::Io {
             name: self.name.clone(),
-            source,
+            error,
         }
     }
 }
@@ -737,6 +825,7 @@ struct LiveSource {
     linktype: Linktype,
     iface: String,
     nanos: bool,
+    snaplen: u32,
 }
 
 impl Drop for LiveSource {
@@ -789,6 +878,7 @@ impl LiveSource {
             linktype,
             iface: iface.to_string(),
             nanos,
+            snaplen: u32::try_from(opts.snaplen).unwrap_or(0),
         };
         l.watch(stop)?;
         Ok(l)
@@ -891,6 +981,29 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
     use std::process::Command;
+
+    /// The message names the file and the cause once, even when a reporter prints the chain.
+    #[test]
+    fn io_errors_say_it_once() {
+        let full = |e: &CaptureError| {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(c) = src {
+                s.push_str(&format!(": {c}"));
+                src = c.source();
+            }
+            s
+        };
+        let Err(e) = PacketSource::open_file(Path::new("/nonexistent/x.pcap")) else {
+            panic!("opened a missing file")
+        };
+        assert_eq!(full(&e), "/nonexistent/x.pcap: No such file or directory");
+        let dir = std::env::temp_dir();
+        let Err(e) = PacketSource::open_file(&dir) else {
+            panic!("opened a directory")
+        };
+        assert_eq!(full(&e), format!("{}: is a directory", dir.display()));
+    }
 
     /// zktraffic's captures, shipped in the repo.
     fn zk_fixtures() -> PathBuf {
@@ -1198,6 +1311,44 @@ mod tests {
         assert!(e.to_string().starts_with("/nonexistent/zk.pcap: "), "{e}");
         let e = PacketSource::open_file(Path::new("/tmp")).err().unwrap();
         assert!(e.to_string().contains("directory"), "{e}");
+    }
+
+    #[test]
+    fn interfaces_include_loopback() {
+        let list = list_interfaces().unwrap();
+        assert!(
+            list.iter()
+                .any(|i| i.name == "lo" && i.flags.contains(&"Loopback")),
+            "{list:?}"
+        );
+    }
+
+    #[test]
+    fn libpcap_names_its_version() {
+        let v = libpcap_version();
+        assert!(v.starts_with("libpcap version "), "{v}");
+    }
+
+    #[test]
+    fn snap_length_is_known_after_the_header() {
+        let mut bytes = pcap(false, false, 1, &[(1, 0, b"first", 5)]);
+        bytes[16..20].copy_from_slice(&96u32.to_le_bytes());
+        let mut s = PacketSource::from_reader("s96", Cursor::new(bytes), None, None).unwrap();
+        assert!(s.next_packet().unwrap().is_some());
+        assert_eq!(s.snaplen(), Some(96));
+        // pcapng: the interface's (none here), then a limited one
+        let mut ng = Ng::default();
+        ng.shb().idb(1, None).epb(0, 1, b"one", 3);
+        let mut buf = ng.buf.clone();
+        let mut s = PacketSource::from_reader("ng", Cursor::new(buf.clone()), None, None).unwrap();
+        assert!(s.next_packet().unwrap().is_some());
+        assert_eq!(s.snaplen(), None);
+        // the IDB's snaplen field: after its header (8), link type and reserved (4)
+        let idb = u32::from_le_bytes(buf[4..8].try_into().unwrap()) as usize; // SHB length
+        buf[idb + 12..idb + 16].copy_from_slice(&80u32.to_le_bytes());
+        let mut s = PacketSource::from_reader("ng80", Cursor::new(buf), None, None).unwrap();
+        assert!(s.next_packet().unwrap().is_some());
+        assert_eq!(s.snaplen(), Some(80));
     }
 
     #[test]

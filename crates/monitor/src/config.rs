@@ -57,6 +57,18 @@ pub struct Problem {
     pub file: String,
     pub pos: Pos,
     pub message: String,
+    /// An unknown key (a warning, an error with `--strict`).
+    pub unknown_key: bool,
+}
+
+impl Problem {
+    /// The error `--strict` makes of an unknown-key warning.
+    pub fn strict(&self) -> Problem {
+        Problem {
+            message: format!("{} (--strict)", self.message.replacen(", ignored", "", 1)),
+            ..self.clone()
+        }
+    }
 }
 
 impl fmt::Display for Problem {
@@ -358,6 +370,7 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
             file: file.clone(),
             pos: Pos::default(),
             message: format!("cannot read config: {e}"),
+            unknown_key: false,
         }],
         warnings: Vec::new(),
     })?;
@@ -366,6 +379,7 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
             file: file.clone(),
             pos: Pos::default(),
             message: format!("config is not UTF-8: {e}"),
+            unknown_key: false,
         }],
         warnings: Vec::new(),
     })?;
@@ -397,6 +411,7 @@ pub fn parse(
                     file: file.to_string(),
                     pos: e.pos,
                     message: format!("invalid YAML: {}", e.message),
+                    unknown_key: false,
                 }],
                 warnings: Vec::new(),
             })
@@ -491,6 +506,7 @@ impl Cx<'_> {
             file: self.file.clone(),
             pos,
             message: message.into(),
+            unknown_key: false,
         });
     }
 
@@ -499,6 +515,7 @@ impl Cx<'_> {
             file: self.file.clone(),
             pos,
             message: message.into(),
+            unknown_key: false,
         });
     }
 
@@ -507,10 +524,12 @@ impl Cx<'_> {
         let hint = suggest(&name, known)
             .map(|s| format!(" (did you mean `{s}`?)"))
             .unwrap_or_default();
-        self.warn(
-            key.pos,
-            format!("unknown key `{name}` in {context}, ignored{hint}"),
-        );
+        self.warnings.push(Problem {
+            file: self.file.clone(),
+            pos: key.pos,
+            message: format!("unknown key `{name}` in {context}, ignored{hint}"),
+            unknown_key: true,
+        });
     }
 
     // ---- ${ENV}
@@ -695,12 +714,14 @@ impl Cx<'_> {
                     let hint = suggest(&key, TOP_KEYS)
                         .map(|s| format!(" (did you mean `{s}`?)"))
                         .unwrap_or_default();
-                    self.warn(
-                        k.pos,
-                        format!(
+                    self.warnings.push(Problem {
+                        file: self.file.clone(),
+                        pos: k.pos,
+                        message: format!(
                             "unknown top-level key `{key}`, ignored (znode paths start with `/`){hint}"
                         ),
-                    );
+                        unknown_key: true,
+                    });
                 }
             }
         }
@@ -2007,6 +2028,20 @@ routes:
             ),
             "{w:?}"
         );
+        assert_eq!(
+            c.warnings.iter().filter(|p| p.unknown_key).count(),
+            2,
+            "{w:?}"
+        );
+        let strict: Vec<String> = c.warnings.iter().map(|p| p.strict().to_string()).collect();
+        assert!(
+            strict.iter().any(|m| m
+                == "m.yaml:2:3: unknown key `chidren` in /a (did you mean `children`?) (--strict)"),
+            "{strict:?}"
+        );
+        // other warnings stay warnings under --strict
+        let c = ok("/a: {children: 1, state: x}\n");
+        assert!(!c.warnings.is_empty() && c.warnings.iter().all(|p| !p.unknown_key));
     }
 
     #[test]

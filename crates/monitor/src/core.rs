@@ -798,8 +798,22 @@ impl Core {
                 },
             );
         }
+        // a configured path not checked yet (ZooKeeper unreachable) is unknown, not absent
+        for (ri, r) in self.s.config.rules.iter().enumerate() {
+            if !r.is_glob() && !self.instances.contains_key(&(ri, r.path.clone())) {
+                publish_unknown(&self.s.metrics, &r.path);
+            }
+        }
         self.s.shared.set_rules(rules, self.leader && self.loaded);
     }
+}
+
+/// The gauges of a rule whose node has not been checked: compliance -1, not firing or pending.
+fn publish_unknown(metrics: &Metrics, path: &str) {
+    let labels = Metrics::rule_labels(path, path);
+    metrics.rule_compliant.get_or_create(&labels).set(-1);
+    metrics.rule_firing.get_or_create(&labels).set(0);
+    metrics.rule_pending.get_or_create(&labels).set(0);
 }
 
 fn dummy_incident() -> Incident {

@@ -41,52 +41,90 @@ use crate::core::CoreMsg;
 use crate::metrics::Metrics;
 use crate::status::Shared;
 
-/// `zkscope monitor` options (zk_monitor's spellings are accepted as aliases).
+/// `eprintln!` that tolerates a closed stderr: a closed pipe must not end in a panic.
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// `println!` that tolerates a closed stdout.
+macro_rules! say_out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `zkscope monitor` options.
+///
+/// Short flags mean the same in every zkscope command (`-f` is a BPF filter, `-c` a count, `-p`
+/// pings), so the primary names here are long; zk_monitor's spellings (`-f/--file`,
+/// `-c/--cluster_name`, `-p/--port`, `-l`, `-s`) are still accepted, hidden, so its command
+/// lines keep working.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MonitorArgs {
     /// YAML config: znode paths and what they must look like (zk_monitor's format works as is)
     #[arg(
         long = "config",
-        short = 'f',
-        visible_alias = "file",
-        value_name = "FILE"
+        short_alias = 'f',
+        alias = "file",
+        value_name = "FILE",
+        help_heading = "Config"
     )]
     pub config: Option<PathBuf>,
 
     /// Validate the config and exit (0 if valid, 2 if not); does not connect to anything
-    #[arg(long)]
+    #[arg(long, help_heading = "Config")]
     pub check_config: bool,
+
+    /// Unknown config keys are errors, not warnings (a misspelt check would never alert)
+    #[arg(long, help_heading = "Config")]
+    pub strict: bool,
 
     /// ZooKeeper connect string, with an optional chroot: host:port,host:port/chroot
     #[arg(
         short = 'z',
         long = "zookeeper",
         default_value = "localhost:2181",
-        value_name = "HOSTS"
+        value_name = "HOSTS",
+        help_heading = "ZooKeeper"
     )]
     pub zookeeper: String,
 
     /// ZooKeeper digest auth user (nodes the monitor creates get the creator's ACL)
-    #[arg(long = "zookeeper-user", alias = "zookeeper_user", value_name = "USER")]
+    #[arg(
+        long = "zookeeper-user",
+        alias = "zookeeper_user",
+        value_name = "USER",
+        help_heading = "ZooKeeper"
+    )]
     pub zookeeper_user: Option<String>,
 
     /// ZooKeeper digest password (or the ZKSCOPE_MONITOR_ZK_PASSWORD environment variable)
-    #[arg(long = "zookeeper-pass", alias = "zookeeper_pass", value_name = "PASS")]
+    #[arg(
+        long = "zookeeper-pass",
+        alias = "zookeeper_pass",
+        value_name = "PASS",
+        help_heading = "ZooKeeper"
+    )]
     pub zookeeper_pass: Option<String>,
 
     /// Connect to ZooKeeper with TLS (the servers' secureClientPort)
-    #[arg(long = "zookeeper-tls")]
+    #[arg(long = "zookeeper-tls", help_heading = "ZooKeeper")]
     pub zookeeper_tls: bool,
 
     /// PEM CA file for --zookeeper-tls (default: system roots)
-    #[arg(long = "zookeeper-ca", value_name = "FILE")]
+    #[arg(long = "zookeeper-ca", value_name = "FILE", help_heading = "ZooKeeper")]
     pub zookeeper_ca: Option<PathBuf>,
 
     /// PEM client certificate for --zookeeper-tls (mutual TLS)
     #[arg(
         long = "zookeeper-cert",
         value_name = "FILE",
-        requires = "zookeeper_key"
+        requires = "zookeeper_key",
+        help_heading = "ZooKeeper"
     )]
     pub zookeeper_cert: Option<PathBuf>,
 
@@ -94,20 +132,28 @@ pub struct MonitorArgs {
     #[arg(
         long = "zookeeper-key",
         value_name = "FILE",
-        requires = "zookeeper_cert"
+        requires = "zookeeper_cert",
+        help_heading = "ZooKeeper"
     )]
     pub zookeeper_key: Option<PathBuf>,
 
     /// ZooKeeper session timeout: a standby takes over within it when the leader dies
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(
+        long,
+        default_value = "10s",
+        value_parser = parse_duration,
+        value_name = "DURATION",
+        help_heading = "ZooKeeper"
+    )]
     pub session_timeout: Duration,
 
     /// Cluster name: agents with the same name and prefix form one cluster
     #[arg(
-        short = 'c',
         long = "cluster-name",
+        short_alias = 'c',
         alias = "cluster_name",
-        default_value = "zkmonitor"
+        default_value = "zkmonitor",
+        help_heading = "Cluster"
     )]
     pub cluster_name: String,
 
@@ -116,37 +162,59 @@ pub struct MonitorArgs {
         long = "cluster-prefix",
         alias = "cluster_prefix",
         default_value = "/zk_monitor",
-        value_name = "PATH"
+        value_name = "PATH",
+        help_heading = "Cluster"
     )]
     pub cluster_prefix: String,
 
     /// This agent's name (default: <hostname>-<pid>, like zk_monitor)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = "Cluster")]
     pub agent_name: Option<String>,
 
     /// HTTP address for /status, /metrics, /health
-    #[arg(long = "http-address", default_value = "0.0.0.0", value_name = "ADDR")]
+    #[arg(
+        long = "http-address",
+        default_value = "0.0.0.0",
+        value_name = "ADDR",
+        help_heading = "HTTP"
+    )]
     pub http_address: String,
 
     /// HTTP port (0: any free port)
     #[arg(
-        short = 'p',
         long = "http-port",
-        visible_alias = "port",
-        default_value_t = 8080
+        short_alias = 'p',
+        alias = "port",
+        default_value_t = 8080,
+        help_heading = "HTTP"
     )]
     pub http_port: u16,
 
     /// Log level (error, warn, info, debug, trace) or a tracing filter
-    #[arg(short = 'l', long = "level", default_value = "info")]
+    #[arg(
+        long = "level",
+        short_alias = 'l',
+        default_value = "info",
+        help_heading = "Logging"
+    )]
     pub level: String,
 
     /// Also log to syslog with this facility (e.g. local0), like zk_monitor
-    #[arg(short = 's', long = "syslog", value_name = "FACILITY")]
+    #[arg(
+        long = "syslog",
+        short_alias = 's',
+        value_name = "FACILITY",
+        help_heading = "Logging"
+    )]
     pub syslog: Option<String>,
 
     /// Syslog server (UDP)
-    #[arg(long, default_value = "127.0.0.1:514", value_name = "HOST:PORT")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:514",
+        value_name = "HOST:PORT",
+        help_heading = "Logging"
+    )]
     pub syslog_address: String,
 }
 
@@ -162,7 +230,7 @@ pub fn run(args: MonitorArgs) -> ExitCode {
     };
     if args.check_config {
         let kinds = config.alerter_kinds();
-        println!(
+        say_out!(
             "{}: OK: {} path(s), {} alert target(s){}{}",
             config.file,
             config.rules.len(),
@@ -181,7 +249,7 @@ pub fn run(args: MonitorArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Err(e) = init_logging(&args) {
-        eprintln!("zkscope monitor: error: {e}");
+        say_err!("zkscope monitor: error: {e}");
         return ExitCode::from(2);
     }
     // rustls: one process-wide crypto provider (ring) for the HTTP alerters
@@ -193,14 +261,14 @@ pub fn run(args: MonitorArgs) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("zkscope monitor: error: cannot start the runtime: {e}");
+            say_err!("zkscope monitor: error: cannot start the runtime: {e}");
             return ExitCode::from(2);
         }
     };
     match rt.block_on(daemon(args, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("zkscope monitor: error: {e}");
+            say_err!("zkscope monitor: error: {e}");
             ExitCode::from(2)
         }
     }
@@ -210,25 +278,39 @@ fn load_config(args: &MonitorArgs) -> Result<Config, ExitCode> {
     let result = match &args.config {
         Some(p) => config::load(p, &config::process_env),
         None => {
-            eprintln!("zkscope monitor: warning: no --config: no path is monitored");
+            say_err!("zkscope monitor: warning: no --config: no path is monitored");
             config::parse("(none)", "", &config::process_env)
         }
     };
     match result {
         Ok(c) => {
-            for w in &c.warnings {
-                eprintln!("zkscope monitor: warning: {w}");
+            let (strict, warnings): (Vec<_>, Vec<_>) = c
+                .warnings
+                .iter()
+                .partition(|w| args.strict && w.unknown_key);
+            for w in &warnings {
+                say_err!("zkscope monitor: warning: {w}");
+            }
+            if !strict.is_empty() {
+                for w in &strict {
+                    say_err!("zkscope monitor: error: {}", w.strict());
+                }
+                say_err!(
+                    "zkscope monitor: config rejected ({} error(s))",
+                    strict.len()
+                );
+                return Err(ExitCode::from(2));
             }
             Ok(c)
         }
         Err(e) => {
             for w in &e.warnings {
-                eprintln!("zkscope monitor: warning: {w}");
+                say_err!("zkscope monitor: warning: {w}");
             }
             for err in &e.errors {
-                eprintln!("zkscope monitor: error: {err}");
+                say_err!("zkscope monitor: error: {err}");
             }
-            eprintln!(
+            say_err!(
                 "zkscope monitor: config rejected ({} error(s))",
                 e.errors.len()
             );

@@ -90,6 +90,23 @@ pub struct InputArgs {
     /// Do not print the end-of-run summary on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+
+    /// List the interfaces live capture can use (tcpdump -D) and exit.
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
+
+    /// Accepted for tcpdump habits; zkscope never resolves addresses to names anyway.
+    #[arg(short = 'n', hide_short_help = true)]
+    pub numeric: bool,
+
+    /// A BPF expression after the options, as with tcpdump (`… port 2181 and host zk1`);
+    /// ANDed with -f.
+    #[arg(value_name = "EXPRESSION", trailing_var_arg = true)]
+    pub expression: Vec<String>,
+
+    /// Wall-clock limit of a live capture (set by commands with --duration).
+    #[arg(skip)]
+    pub live_duration: Option<std::time::Duration>,
 }
 
 /// Resolves a host name or address to all of its IPv4 and IPv6 addresses.
@@ -173,10 +190,21 @@ impl InputArgs {
         for h in &spec.exclude_hosts {
             f.push_str(&format!(" and not host {h}"));
         }
-        if let Some(user) = &self.filter {
+        if let Some(user) = self.user_filter() {
             f.push_str(&format!(" and ({user})"));
         }
         f
+    }
+
+    /// `-f` and the trailing expression, ANDed.
+    pub(crate) fn user_filter(&self) -> Option<String> {
+        let trailing = self.expression.join(" ");
+        match (self.filter.as_deref(), trailing.trim()) {
+            (None, "") => None,
+            (Some(f), "") => Some(f.to_string()),
+            (None, t) => Some(t.to_string()),
+            (Some(f), t) => Some(format!("({f}) and ({t})")),
+        }
     }
 
     /// The client decoder's settings from the options.
@@ -290,7 +318,7 @@ pub fn ensemble_bpf(input: &InputArgs, spec: &EnsembleSpec) -> String {
     for h in &spec.exclude_hosts {
         f.push_str(&format!(" and not host {h}"));
     }
-    if let Some(user) = &input.filter {
+    if let Some(user) = input.user_filter() {
         f.push_str(&format!(" and ({user})"));
     }
     f

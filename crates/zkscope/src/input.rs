@@ -59,7 +59,9 @@ fn run<C: Consumer>(
         .context("cannot install the Ctrl-C handler")?;
     }
     let source = match (&input.read, &input.iface) {
-        (Some(path), None) => PacketSource::open_file_filtered(path, input.filter.as_deref())?,
+        (Some(path), None) => {
+            PacketSource::open_file_filtered(path, input.user_filter().as_deref())?
+        }
         (None, Some(iface)) => {
             let opts = LiveOptions {
                 snaplen: input.snaplen,
@@ -70,12 +72,24 @@ fn run<C: Consumer>(
                 ..LiveOptions::default()
             };
             let src = PacketSource::open_live(iface, opts, stop.flag())?;
-            eprintln!("zkscope: listening on {iface} ({bpf})");
+            note!("zkscope: listening on {iface} ({bpf})");
             src
         }
         _ => bail!("give a capture file (-r FILE) or an interface (-i IFACE)"),
     };
     let live = input.iface.is_some();
+    if let (true, Some(d)) = (live, input.live_duration) {
+        // live --duration ends on the wall clock, packets or not: the same stop as Ctrl-C
+        // (what the kernel already captured is still read)
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("zkscope-duration".into())
+            .spawn(move || {
+                std::thread::sleep(d);
+                stop.stop();
+            })
+            .context("cannot start the --duration timer")?;
+    }
     let mut pipeline = Pipeline::new(source, decoder, stop);
     let progress = (!live && !input.quiet && io::stderr().is_terminal())
         .then(|| progress_bar(pipeline.position()));

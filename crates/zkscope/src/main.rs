@@ -9,14 +9,23 @@
 //! - `commands`: one module per subcommand, composing consumers and printing their results;
 //! - `output`: printers (text, JSON lines, `--show` fields, time, reports, the summary).
 
+/// `eprintln!` that tolerates a closed stderr (`… 2>&1 | true` must not end in a panic).
+macro_rules! note {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod args;
 mod commands;
+mod extras;
 mod input;
 mod output;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use commands::{digest, dump, elections, monitor, serve, stats};
 
@@ -28,7 +37,7 @@ use commands::{digest, dump, elections, monitor, serve, stats};
 #[derive(Debug, Parser)]
 #[command(
     name = "zkscope",
-    version,
+    version = extras::VERSION,
     propagate_version = true,
     max_term_width = 100
 )]
@@ -56,10 +65,30 @@ enum Command {
     /// The stats daemon: zktraffic's per-path/IP/auth JSON endpoints and Prometheus metrics
     /// over HTTP, from a live capture or a replayed file.
     Serve(serve::ServeArgs),
+    /// Shell completions: `zkscope completions bash|zsh|fish|elvish|powershell`.
+    Completions(extras::CompletionsArgs),
+    /// The man page (roff) on stdout, or every page into a directory.
+    Man(extras::ManArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--version` also names the libpcap this binary runs with (known only at run time)
+    let long_version: &'static str = Box::leak(extras::long_version().into_boxed_str());
+    let matches = Cli::command().long_version(long_version).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let lists = match &cli.command {
+        Command::Dump(a) => a.input.list_interfaces,
+        Command::Count(a) | Command::Latency(a) => a.input.list_interfaces,
+        Command::Digest(a) => a.input.list_interfaces,
+        Command::Elections(a) => a.input.list_interfaces,
+        _ => false,
+    };
+    if lists {
+        return finish(extras::list_interfaces());
+    }
     let result = match cli.command {
         Command::Dump(args) => dump::run(args),
         Command::Count(args) => stats::run(args, stats::Mode::Count),
@@ -68,11 +97,17 @@ fn main() -> ExitCode {
         Command::Monitor(args) => monitor::run(args),
         Command::Elections(args) => elections::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Completions(args) => extras::completions::<Cli>(args),
+        Command::Man(args) => extras::man::<Cli>(args),
     };
+    finish(result)
+}
+
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("zkscope: error: {e:#}");
+            note!("zkscope: error: {e:#}");
             ExitCode::from(2)
         }
     }

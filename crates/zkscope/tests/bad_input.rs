@@ -434,6 +434,8 @@ fn nonexistent_file() {
         err.contains("no-such-capture.pcap") && err.contains("No such file"),
         "nonexistent file: message should name the file and the cause:\n{err}"
     );
+    assert_eq!(err.matches("No such file").count(), 1, "said twice:\n{err}");
+    assert!(!err.contains("os error"), "{err}");
 }
 
 #[test]
@@ -443,6 +445,11 @@ fn directory_instead_of_file() {
     assert!(
         err.contains("directory"),
         "directory: unclear message:\n{err}"
+    );
+    assert_eq!(
+        err.matches("is a directory").count(),
+        1,
+        "said twice:\n{err}"
     );
 }
 

@@ -68,6 +68,25 @@ fn check_config_accepts_zk_monitor_yaml_and_rejects_broken_files() {
         "{err}"
     );
 
+    // --strict: a misspelt key is an error (such a check could never alert)
+    let typo = "/a:\n  childern: 1\n";
+    let (code, _, _) = check_config(typo);
+    assert_eq!(code, 0);
+    let dir = TempDir::new("mcfg-strict");
+    let p = dir.join("monitor.yaml");
+    fs::write(&p, typo).unwrap();
+    let mut cmd = std::process::Command::new(support::zkscope_bin());
+    cmd.args(["monitor", "--check-config", "--strict", "-f"])
+        .arg(&p);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: ")
+            && err.contains(":2:3: unknown key `childern` in /a (did you mean `children`?)"),
+        "{err}"
+    );
+
     // ${ENV}: an unset variable is an error at its line
     let (code, _, err) =
         check_config("/a:\n  children: 1\n  alerter:\n    webhook: '${ZKSCOPE_TEST_UNSET_HOOK}'\n");
@@ -88,6 +107,76 @@ fn check_config_accepts_zk_monitor_yaml_and_rejects_broken_files() {
     let out = run_with_timeout(cmd, None, Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config"));
+}
+
+/// Short flags mean one thing in every command: monitor's primary names are long, under
+/// headings; zk_monitor's spellings (`-f/--file`, `-c`, `-p/--port`, `-l`, `-s`) still work.
+#[test]
+fn monitor_flags_are_long_and_zk_monitor_spellings_still_work() {
+    let mut cmd = std::process::Command::new(support::zkscope_bin());
+    cmd.args(["monitor", "--help"]);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(30));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "--config <FILE>",
+        "--http-port <HTTP_PORT>",
+        "--cluster-name <CLUSTER_NAME>",
+        "ZooKeeper:",
+        "Cluster:",
+        "HTTP:",
+        "Logging:",
+        "-z, --zookeeper",
+    ] {
+        assert!(help.contains(want), "{want:?} missing:\n{help}");
+    }
+    for clash in ["-f,", "-c,", "-p,", "--port <", "--file"] {
+        assert!(!help.contains(clash), "{clash:?} shown:\n{help}");
+    }
+    let dir = TempDir::new("mflags");
+    let p = dir.join("m.yaml");
+    fs::write(&p, "/a: {children: 1}\n").unwrap();
+    for (flag, rest) in [
+        ("--config", &["--cluster-name", "x", "--http-port", "1"][..]),
+        (
+            "-f",
+            &["-c", "x", "-p", "1", "-l", "warn", "-s", "local0"][..],
+        ),
+        ("--file", &["--cluster_name", "x", "--port", "1"][..]),
+    ] {
+        let mut cmd = std::process::Command::new(support::zkscope_bin());
+        cmd.args(["monitor", "--check-config", flag])
+            .arg(&p)
+            .args(rest);
+        let out = run_with_timeout(cmd, None, Duration::from_secs(30));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Closed stdout or stderr (`… 2>&1 | true`): the usual exit code, no panic (101).
+#[test]
+fn monitor_tolerates_closed_pipes() {
+    let dir = TempDir::new("mpipe");
+    let good = dir.join("m.yaml");
+    fs::write(&good, "/a: {children: 1}\n").unwrap();
+    for (config, code) in [
+        (good.as_path(), 0),
+        (std::path::Path::new("/nonexistent/m.yaml"), 2),
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = std::process::Command::new(support::zkscope_bin());
+        cmd.args(["monitor", "--check-config", "--config"])
+            .arg(config)
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer);
+        let status = cmd.status().unwrap();
+        assert_eq!(status.code(), Some(code), "{config:?}");
+    }
 }
 
 /// ZooKeeper unreachable: the agent keeps retrying, /health says so (503); once a server
@@ -165,6 +254,96 @@ fn unreachable_zookeeper_is_retried_and_reported() {
                 .metrics()
                 .contains("zkscope_monitor_zookeeper_connected 1")
         },
+    );
+}
+
+/// A refused connection and a name that does not resolve are named as such on /health and in
+/// the log, not as a "timeout" at the end of the session timeout; rules not checked yet are
+/// -1 in /metrics, as documented.
+#[test]
+fn unreachable_zookeeper_cause_and_unknown_rules() {
+    let dir = TempDir::new("m-cause");
+    let cfg = dir.join("m.yaml");
+    fs::write(&cfg, "/present: {exists: true}\n").unwrap();
+    // a port nobody listens on (a session timeout longer than every wait below)
+    let refused = format!("127.0.0.1:{}", free_port());
+    for (zk, cause) in [
+        (refused.as_str(), "Connection refused"),
+        ("nosuch.invalid:2181", "cannot resolve nosuch.invalid"),
+    ] {
+        let agent = Agent::start("cause", &cfg, zk, &["--session-timeout", "10m"]);
+        eventually(
+            Duration::from_secs(30),
+            &format!("/health names the cause ({cause})"),
+            &[&agent],
+            || {
+                agent.health().is_some_and(|(c, h)| {
+                    c == 503 && h["reason"].as_str().unwrap_or("").contains(cause)
+                })
+            },
+        );
+        let log = agent.log();
+        assert!(log.contains(cause), "{log}");
+        assert!(!log.contains(": timeout"), "{log}");
+        let m = agent.metrics();
+        assert!(
+            m.contains("zkscope_monitor_rule_compliant{rule=\"/present\",path=\"/present\"} -1"),
+            "{m}"
+        );
+        assert!(m.contains("zkscope_monitor_zookeeper_connected 0"), "{m}");
+    }
+}
+
+/// contrib/'s systemd unit: valid (`systemd-analyze verify`, its commands exist and parse) and
+/// hardened (`systemd-analyze security` exposure at most 2 of 10).
+#[test]
+fn systemd_unit_is_valid_and_hardened() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../contrib/monitor/zkscope-monitor.service");
+    let unit = fs::read_to_string(&src).unwrap();
+    let dir = TempDir::new("m-unit");
+    let bin = support::zkscope_bin();
+    let p = dir.join("zkscope-monitor.service");
+    fs::write(
+        &p,
+        unit.replace("/usr/local/bin/zkscope", &bin.to_string_lossy()),
+    )
+    .unwrap();
+    for args in [
+        vec!["verify".to_string()],
+        vec![
+            "security".to_string(),
+            "--offline=yes".to_string(),
+            "--threshold=20".to_string(),
+        ],
+    ] {
+        let mut cmd = std::process::Command::new("systemd-analyze");
+        cmd.args(&args).arg(&p);
+        let out = run_with_timeout(cmd, None, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "systemd-analyze {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // the flags the unit passes exist
+    let cfg = dir.join("m.yaml");
+    fs::write(&cfg, "/a: {children: 1}\n").unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStartPre="))
+        .unwrap()
+        .replace("/etc/zkscope/monitor.yaml", &cfg.to_string_lossy());
+    let mut words = exec.split_whitespace();
+    words.next();
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(words);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{exec}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -66,7 +66,7 @@ impl Stat {
     }
 }
 
-/// Serialises every field; `ephemeral_owner` as `"0x…"`, plus
+/// Serialises every field; zxids also as `*_hex` strings, `ephemeral_owner` as `"0x…"`, plus
 /// `ephemeral_type` (`persistent|container|ttl|extended|session`) and
 /// `ttl_ms` for TTL nodes.
 impl Serialize for Stat {
@@ -78,7 +78,9 @@ impl Serialize for Stat {
         };
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("czxid", &self.czxid)?;
+        m.serialize_entry("czxid_hex", &Hex(self.czxid))?;
         m.serialize_entry("mzxid", &self.mzxid)?;
+        m.serialize_entry("mzxid_hex", &Hex(self.mzxid))?;
         m.serialize_entry("ctime", &self.ctime)?;
         m.serialize_entry("mtime", &self.mtime)?;
         m.serialize_entry("version", &self.version)?;
@@ -92,6 +94,7 @@ impl Serialize for Stat {
         m.serialize_entry("data_length", &self.data_length)?;
         m.serialize_entry("num_children", &self.num_children)?;
         m.serialize_entry("pzxid", &self.pzxid)?;
+        m.serialize_entry("pzxid_hex", &Hex(self.pzxid))?;
         m.end()
     }
 }

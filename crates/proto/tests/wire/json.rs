@@ -113,10 +113,11 @@ fn reply_bodies() {
         json!({
             "created_path": "/t",
             "stat": {
-                "czxid": 301, "mzxid": 302, "ctime": 303, "mtime": 304, "version": 305,
+                "czxid": 301, "czxid_hex": "0x12d", "mzxid": 302, "mzxid_hex": "0x12e",
+                "ctime": 303, "mtime": 304, "version": 305,
                 "cversion": 306, "aversion": 307, "ephemeral_owner": "0xff0000000000ea60",
                 "ephemeral_type": "ttl", "ttl_ms": 60000, "data_length": 309,
-                "num_children": 310, "pzxid": 311
+                "num_children": 310, "pzxid": 311, "pzxid_hex": "0x137"
             }
         })
     );

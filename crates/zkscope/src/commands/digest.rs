@@ -64,9 +64,24 @@ pub struct DigestArgs {
     )]
     pub aggregation_depth: usize,
 
-    /// Keep the counters of sequential znodes instead of folding them to -N.
+    /// How paths fold into classes: all (numbers, sequential suffixes, UUIDs, hex ids, hosts
+    /// and ports, HBase server names, Kafka topics, Solr collections… like pt-query-digest's
+    /// fingerprints; each class says which rules folded it), sequential, or none.
+    #[arg(long, value_enum, default_value = "all", help_heading = "Report")]
+    pub fold: crate::commands::stats::FoldArg,
+
+    /// Pings are a class too (otherwise only counted, in the header).
+    #[arg(short = 'p', long = "include-pings", help_heading = "Report")]
+    pub include_pings: bool,
+
+    /// Paths as they are (same as --fold none).
     #[arg(long = "no-fold-sequential", help_heading = "Report")]
     pub no_fold_sequential: bool,
+
+    /// Your own folding rule, REGEX=REPLACEMENT (repeatable, applied first, in order; $1
+    /// refers to a group): --normalize 'tenant-[^/]+=tenant-{t}'.
+    #[arg(long, value_name = "REGEX=REPLACEMENT", value_parser = zkscope_analysis::UserRule::parse, help_heading = "Report")]
+    pub normalize: Vec<zkscope_analysis::UserRule>,
 
     /// Classes with a detailed block (the profile lists the same; the rest is one MISC row).
     #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Report")]
@@ -159,17 +174,28 @@ pub fn parse_time(s: &str) -> Result<TimeBound> {
 }
 
 /// Runs `zkscope digest`.
-pub fn run(args: DigestArgs) -> Result<ExitCode> {
+pub fn run(mut args: DigestArgs) -> Result<ExitCode> {
+    args.input.live_duration = crate::commands::stats::live_duration(args.duration);
     let cfg = DigestConfig {
         paths: PathNorm {
             depth: args.aggregation_depth,
-            fold_sequential: !args.no_fold_sequential,
+            fold_sequential: false,
         },
+        classes: crate::commands::stats::class_options(
+            if args.no_fold_sequential {
+                crate::commands::stats::FoldArg::None
+            } else {
+                args.fold
+            },
+            &args.normalize,
+            args.aggregation_depth,
+        ),
         max_classes: args.max_classes.max(1),
         max_values: args.max_values.max(1),
         since: args.since.as_deref().map(parse_time).transpose()?,
         until: args.until.as_deref().map(parse_time).transpose()?,
         duration_ns: args.duration.filter(|&d| d > 0),
+        include_pings: args.include_pings,
         ..DigestConfig::default()
     };
     let mode = match args.protocols.protocol {

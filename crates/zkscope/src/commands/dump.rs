@@ -42,17 +42,31 @@ pub struct DumpArgs {
     #[arg(short = 'p', long = "include-pings")]
     pub include_pings: bool,
 
-    /// Give each connection a stable colour.
-    #[arg(short = 'c', long)]
-    pub colors: bool,
+    /// Stop after N lines (JSON: objects), like tcpdump's -c.
+    #[arg(short = 'c', long = "count", value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Colours in text output: error replies red, slow ones (--slow, else 100ms) yellow.
+    /// auto: when standard output is a terminal and NO_COLOR is not set.
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: ColorWhen,
+
+    /// Also give each connection a stable colour (when colours are on).
+    #[arg(long = "conn-colors", alias = "colors")]
+    pub conn_colors: bool,
 
     /// Hex-dump frames that could not be decoded.
     #[arg(long = "dump-bad-packet")]
     pub dump_bad_packet: bool,
 
-    /// Every decoded field of each message, one per line (Stat, ACLs, children, multi ops…).
+    /// Every decoded field of each message, one per line (Stat, ACLs, children, multi ops,
+    /// znode data…).
     #[arg(long)]
     pub show: bool,
+
+    /// --show: znode data bytes shown at most (text when it is text, else hex).
+    #[arg(long = "max-data", value_name = "BYTES", default_value_t = 256)]
+    pub max_data: usize,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
@@ -65,6 +79,29 @@ pub struct DumpArgs {
     pub compat: CompatArgs,
 }
 
+/// When to colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to colour standard output.
+    pub fn on(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
 impl DumpArgs {
     fn print_options(&self) -> PrintOptions {
         PrintOptions {
@@ -73,7 +110,10 @@ impl DumpArgs {
             slow: self.slow,
             show: self.show,
             include_pings: self.include_pings,
-            colors: self.colors,
+            colors: self.conn_colors,
+            highlight: self.format == Format::Text && self.color.on(),
+            limit: self.count.filter(|&n| n > 0),
+            max_data: self.max_data,
             dump_bad: self.dump_bad_packet,
             time: self.time.format(),
         }

@@ -87,7 +87,7 @@ fn round_text(out: &mut String, n: usize, r: &Round, time: TimeFormat) {
     ts(out, r.start);
     out.push_str(" -> ");
     ts(out, end);
-    let _ = write!(out, " ({:.1} ms)", ms(r.start, end));
+    let _ = write!(out, " ({:.1}ms)", ms(r.start, end));
     match r.leader() {
         Some(l) => {
             let _ = write!(out, " leader {l}");
@@ -132,7 +132,7 @@ fn round_text(out: &mut String, n: usize, r: &Round, time: TimeFormat) {
         }
         let _ = writeln!(
             out,
-            " +{:.1}ms server {sid} {} votes {} (zxid {} = {}, peer epoch {}, election epoch {})",
+            " +{:.1}ms server {sid} {} votes {} (zxid {} ({}), peer epoch {}, election epoch {})",
             ms(r.start, *t),
             v.state,
             v.leader,
@@ -146,12 +146,12 @@ fn round_text(out: &mut String, n: usize, r: &Round, time: TimeFormat) {
         out.push_str("  quorum agreed on ");
         let _ = write!(out, "{l} at ");
         ts(out, t);
-        let _ = writeln!(out, " (+{:.1} ms)", ms(r.start, t));
+        let _ = writeln!(out, " (+{:.1}ms)", ms(r.start, t));
     }
     for (sid, (t, how)) in &r.settled {
         let _ = write!(out, "  server {sid} settled ({how}) at ");
         ts(out, *t);
-        let _ = writeln!(out, " (+{:.1} ms)", ms(r.start, *t));
+        let _ = writeln!(out, " (+{:.1}ms)", ms(r.start, *t));
     }
     let finals: Vec<String> = r
         .votes
@@ -162,7 +162,7 @@ fn round_text(out: &mut String, n: usize, r: &Round, time: TimeFormat) {
     for (sid, t) in &r.uptodate {
         let _ = write!(out, "  server {sid} up to date at ");
         ts(out, *t);
-        let _ = writeln!(out, " ({:.1} ms after the start)", ms(r.start, *t));
+        let _ = writeln!(out, " ({:.1}ms after the start)", ms(r.start, *t));
     }
     if !r.all_settled() {
         out.push_str("  (not every LOOKING server was seen settling)\n");
@@ -226,7 +226,7 @@ pub fn run(args: ElectionsArgs) -> Result<ExitCode> {
             print_ensemble_summary(ensemble, &run.discovered);
         }
         if tracker.unknown_senders > 0 {
-            eprintln!(
+            note!(
                 "elections   {} notifications from servers whose id is unknown were left out",
                 tracker.unknown_senders
             );

@@ -13,9 +13,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use clap::Args;
 use zkscope_analysis::compat::{latency_config, latency_table, ArrivalCounter, CompatGroup};
-use zkscope_analysis::fmt::{fit_widths, human_us, parse_duration, truncate};
+use zkscope_analysis::fmt::{fit_widths, human_us, parse_duration, truncate, truncate_middle};
 use zkscope_analysis::{
-    sort_rows, Aggregator, Column, Config, Filter, GroupKey, PathNorm, Row, Summary,
+    sort_rows, Aggregator, ClassOptions, Column, Config, Filter, Fold, GroupKey, PathNorm, Row,
+    Summary, UserRule,
 };
 
 use crate::args::InputArgs;
@@ -82,16 +83,35 @@ pub struct StatsArgs {
     )]
     pub aggregation_depth: usize,
 
-    /// Fold the counter of sequential znodes: lock-0000000012 → lock-N.
-    #[arg(long = "fold-sequential", help_heading = "Grouping")]
+    /// How paths fold into classes: none, sequential (lock-0000000012 → lock-{seq}), or all
+    /// (numbers, UUIDs, hex ids, hosts and ports, Kafka topics…, like pt-query-digest).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "sequential",
+        help_heading = "Grouping"
+    )]
+    pub fold: FoldArg,
+
+    /// Sequential folding is the default now; accepted for older command lines.
+    #[arg(long = "fold-sequential", hide = true, help_heading = "Grouping")]
     pub fold_sequential: bool,
+
+    /// Your own folding rule, REGEX=REPLACEMENT (repeatable, applied first, in order; $1
+    /// refers to a group): --normalize 'tenant-[^/]+=tenant-{t}'.
+    #[arg(long, value_name = "REGEX=REPLACEMENT", value_parser = UserRule::parse, help_heading = "Grouping")]
+    pub normalize: Vec<UserRule>,
 
     /// Count watch notifications too (as op `notification`, type = the event type).
     #[arg(long, help_heading = "Grouping")]
     pub events: bool,
 
-    /// Leave pings out.
-    #[arg(long = "no-pings", help_heading = "Grouping")]
+    /// Count pings too (left out by default, as in dump and digest).
+    #[arg(short = 'p', long = "include-pings", help_heading = "Grouping")]
+    pub include_pings: bool,
+
+    /// Pings are left out by default now; accepted for older command lines.
+    #[arg(long = "no-pings", hide = true, conflicts_with = "include_pings")]
     pub no_pings: bool,
 
     /// Distinct groups kept; calls of later groups are counted in one "(other)" row.
@@ -107,10 +127,19 @@ pub struct StatsArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Grouping")]
     pub slow: Option<i64>,
 
-    /// Stop after this long (e.g. 30s, 5m), on the capture clock from the first message; live,
-    /// it is checked as packets arrive.
+    /// Stop after this long (e.g. 30s, 5m): on the capture clock from the first message for a
+    /// file, on the wall clock from the start for a live capture (packets or not).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "When to stop")]
     pub duration: Option<i64>,
+
+    /// Only calls from this time: a timestamp (2026-11-22 16:05:00[.123], RFC 3339, epoch
+    /// seconds; UTC) or a duration after the first message (30s, 2m), as in digest.
+    #[arg(long, value_name = "TIME", help_heading = "When to stop")]
+    pub since: Option<String>,
+
+    /// Only calls before this time (same forms as --since).
+    #[arg(long, value_name = "TIME", help_heading = "When to stop")]
+    pub until: Option<String>,
 
     /// Stop after N calls.
     #[arg(long, value_name = "N", help_heading = "When to stop")]
@@ -225,8 +254,49 @@ fn columns(mode: Mode, keys: &[GroupKey], slow: bool) -> Vec<Col> {
     cols
 }
 
+/// A live capture's wall-clock limit from a `--duration` in nanoseconds.
+pub(crate) fn live_duration(ns: Option<i64>) -> Option<std::time::Duration> {
+    ns.filter(|&d| d > 0)
+        .map(|d| std::time::Duration::from_nanos(d.unsigned_abs()))
+}
+
+/// `--fold`: which built-in path folding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FoldArg {
+    /// Paths as they are.
+    None,
+    /// ZooKeeper's sequential suffixes.
+    Sequential,
+    /// Every built-in rule (see `zkscope digest --help`).
+    All,
+}
+
+impl FoldArg {
+    pub(crate) fn fold(self) -> Fold {
+        match self {
+            FoldArg::None => Fold::None,
+            FoldArg::Sequential => Fold::Sequential,
+            FoldArg::All => Fold::All,
+        }
+    }
+}
+
+/// Path classes from the folding options (`None`: paths as they are).
+pub(crate) fn class_options(
+    fold: FoldArg,
+    user: &[UserRule],
+    depth: usize,
+) -> Option<ClassOptions> {
+    (fold != FoldArg::None || !user.is_empty()).then(|| ClassOptions {
+        depth,
+        fold: fold.fold(),
+        user: user.to_vec(),
+    })
+}
+
 /// Runs `zkscope count` or `zkscope latency`.
-pub fn run(args: StatsArgs, mode: Mode) -> Result<ExitCode> {
+pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
+    args.input.live_duration = live_duration(args.duration);
     let mut keys: Vec<GroupKey> = Vec::new();
     for k in &args.group_by {
         if !keys.contains(k) {
@@ -257,18 +327,29 @@ pub fn run(args: StatsArgs, mode: Mode) -> Result<ExitCode> {
         keys: keys.clone(),
         paths: PathNorm {
             depth: args.aggregation_depth,
-            fold_sequential: args.fold_sequential,
+            fold_sequential: false,
         },
+        classes: class_options(args.fold, &args.normalize, args.aggregation_depth),
         max_groups: args.max_groups.max(1),
         latency: mode == Mode::Latency,
         slow_ns: args.slow,
         filter: Filter {
-            pings: !args.no_pings,
+            pings: args.include_pings,
             events: args.events,
             ..Filter::default()
         },
         limit: args.count.filter(|&n| n > 0),
         duration_ns: args.duration.filter(|&d| d > 0),
+        since: args
+            .since
+            .as_deref()
+            .map(crate::digest::parse_time)
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(crate::digest::parse_time)
+            .transpose()?,
         ..Config::default()
     };
     let mut run = run_client(&args.input, Aggregator::new(&cfg))?;
@@ -289,10 +370,21 @@ pub fn run(args: StatsArgs, mode: Mode) -> Result<ExitCode> {
         TableFormat::Csv => write_csv(&mut text, &cols, &rows),
     }?;
     let mut note = format!(
-        "zkscope: {} calls in {} groups",
+        "zkscope: {} calls in {} groups (requests, handshakes, four-letter words{})",
         agg.recorded(),
-        table.len()
+        table.len(),
+        if args.include_pings {
+            ", pings"
+        } else {
+            "; pings left out: -p counts them"
+        }
     );
+    if agg.outside_window() > 0 {
+        note.push_str(&format!(
+            "; {} calls outside --since/--until left out",
+            agg.outside_window()
+        ));
+    }
     if table.folded > 0 {
         note.push_str(&format!(
             "; {} calls of groups beyond --max-groups {} are in the (other) row",
@@ -361,7 +453,12 @@ fn write_text(
                 l.push_str("  ");
             }
             let w = widths[i];
-            let v = truncate(v, w);
+            // paths keep both ends (the leaf says the most); other keys their start
+            let v = if matches!(c, Col::Key(_, GroupKey::Path)) {
+                truncate_middle(v, w)
+            } else {
+                truncate(v, w)
+            };
             let pad = " ".repeat(w.saturating_sub(v.chars().count()));
             if c.is_key() {
                 l.push_str(&v);

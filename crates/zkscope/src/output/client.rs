@@ -8,7 +8,9 @@ use zkscope_capture::client::{ConnInfo, Kind, Msg, PendingRequest, Unanswered};
 use zkscope_capture::packet::Timestamp;
 use zkscope_capture::pipeline::{Consumer, Event};
 use zkscope_capture::tcp::Direction;
-use zkscope_proto::client::{implied_opcode, ErrCode, OpCode, PING_XID};
+use zkscope_proto::client::{
+    implied_opcode, Data, ErrCode, Hex, OpCode, ReplyBody, RequestBody, PING_XID,
+};
 
 use crate::output::fields::{write_fields, Style};
 use crate::output::jsonline::JsonLine;
@@ -26,10 +28,61 @@ pub struct PrintOptions {
     /// Every decoded field, one per line.
     pub show: bool,
     pub include_pings: bool,
+    /// A stable colour per connection (when `highlight` is on).
     pub colors: bool,
+    /// ANSI colours in text: error replies red, slow replies yellow.
+    pub highlight: bool,
+    /// Stop after this many lines (JSON: objects), like tcpdump's -c.
+    pub limit: Option<u64>,
     pub dump_bad: bool,
     pub time: TimeFormat,
+    /// `--show`: znode data bytes shown at most.
+    pub max_data: usize,
 }
+
+/// `--show`'s `data:` line: text (escaped, quoted) when the bytes are UTF-8 without control
+/// characters other than newlines and tabs, else a hex preview; at most `max` bytes.
+fn push_data(out: &mut String, data: Data<'_>, max: usize) {
+    use std::fmt::Write as _;
+    let Some(b) = data.bytes() else {
+        out.push_str("\n    data: null");
+        return;
+    };
+    let cut = b.get(..max).unwrap_or(b);
+    // a cut inside a UTF-8 character is still text
+    let text = match std::str::from_utf8(cut) {
+        Ok(t) => Some(t),
+        Err(e) if cut.len() < b.len() && e.error_len().is_none() => {
+            std::str::from_utf8(cut.get(..e.valid_up_to()).unwrap_or(&[])).ok()
+        }
+        Err(_) => None,
+    }
+    .filter(|t| {
+        t.chars()
+            .all(|c| !c.is_control() || c == '\n' || c == '\t' || c == '\r')
+    });
+    out.push_str("\n    data: ");
+    match text {
+        Some(t) => {
+            let _ = write!(out, "\"{}\"", t.escape_debug());
+        }
+        None => {
+            out.push_str("hex ");
+            for (i, x) in cut.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                let _ = write!(out, "{x:02x}");
+            }
+        }
+    }
+    if cut.len() < b.len() {
+        let _ = write!(out, " … ({} bytes, --max-data {max})", b.len());
+    }
+}
+
+/// Replies at least this slow are highlighted (when colours are on and no --slow is given).
+const SLOW_NS: i64 = 100_000_000;
 
 /// Prints decoded client messages to a writer.
 pub struct Printer<W: Write> {
@@ -42,7 +95,18 @@ pub struct Printer<W: Write> {
     addrs: HashMap<u64, (Box<str>, Box<str>)>,
     /// The first write error (a closed pipe ends the run quietly).
     pub error: Option<io::Error>,
+    /// ANSI colour of the line being built (0: none).
+    mark: u8,
+    /// Lines (JSON objects) written.
+    pub written: u64,
+    /// Per connection: when its ConnectRequest was seen (the ConnectReply's latency).
+    connect_ts: HashMap<u64, Timestamp>,
+    /// Per connection: the fields of its SetAuth request, shown with the reply when paired.
+    auth_fields: HashMap<u64, String>,
 }
+
+/// Connections whose handshake time or auth fields are kept (then the maps start over).
+const CONN_STATE_MAX: usize = 65_536;
 
 /// Top-level fields left out of one-line text (they are shown by `--show` and JSON).
 const INLINE_SKIP: &[&str] = &["stat", "acl", "children", "passwd_len"];
@@ -58,7 +122,16 @@ impl<W: Write> Printer<W> {
             time,
             addrs: HashMap::new(),
             error: None,
+            mark: 0,
+            written: 0,
+            connect_ts: HashMap::new(),
+            auth_fields: HashMap::new(),
         }
+    }
+
+    /// Whether the `-c N` limit is reached.
+    pub fn limit_reached(&self) -> bool {
+        self.opts.limit.is_some_and(|n| self.written >= n)
     }
 
     /// Flushes buffered output.
@@ -71,19 +144,27 @@ impl<W: Write> Printer<W> {
     }
 
     fn write_line(&mut self, conn: &ConnInfo) {
-        if self.error.is_some() {
+        if self.error.is_some() || self.limit_reached() {
             self.line.clear();
             return;
         }
-        let r = if self.opts.colors && self.opts.format == Format::Text {
-            let c = color_of(conn);
-            writeln!(self.out, "\x1b[{c}m{}\x1b[0m", self.line)
-        } else {
-            writeln!(self.out, "{}", self.line)
+        let colour = match (self.opts.highlight, self.mark, self.opts.colors) {
+            (false, _, _) => None,
+            (true, 0, true) => Some(color_of(conn)),
+            (true, 0, false) => None,
+            (true, m, _) => Some(m),
+        };
+        let r = match colour {
+            Some(c) if self.opts.format == Format::Text => {
+                writeln!(self.out, "\x1b[{c}m{}\x1b[0m", self.line)
+            }
+            _ => writeln!(self.out, "{}", self.line),
         };
         if let Err(e) = r {
             self.error = Some(e);
         }
+        self.written += 1;
+        self.mark = 0;
         self.line.clear();
     }
 
@@ -118,7 +199,16 @@ impl<W: Write> Printer<W> {
         match &m.kind {
             Kind::Request(r) => {
                 if paired {
-                    return; // printed with its reply
+                    // printed with its reply; SetAuth's scheme and (redacted) identity with it
+                    if r.header.opcode == OpCode::AUTH {
+                        let mut f = String::new();
+                        write_fields(&mut f, &r.body, Style::Inline, 4, INLINE_SKIP);
+                        if self.auth_fields.len() >= CONN_STATE_MAX {
+                            self.auth_fields.clear();
+                        }
+                        self.auth_fields.insert(conn.id, f);
+                    }
+                    return;
                 }
                 self.head(
                     m.ts,
@@ -128,6 +218,13 @@ impl<W: Write> Printer<W> {
                 );
                 let _ = write!(self.line, " xid={} size={}", r.header.xid, m.size);
                 write_fields(&mut self.line, &r.body, style, 4, skip);
+                if self.opts.show {
+                    if let RequestBody::Create { data, .. } | RequestBody::SetData { data, .. } =
+                        &r.body
+                    {
+                        push_data(&mut self.line, *data, self.opts.max_data);
+                    }
+                }
             }
             Kind::Reply { reply, request } => {
                 if paired {
@@ -155,8 +252,17 @@ impl<W: Write> Printer<W> {
                 );
                 if let Some(p) = request {
                     let _ = write!(self.line, " latency={}", Latency(m.ts.0 - p.ts.0));
+                    if m.ts.0 - p.ts.0 >= self.opts.slow.unwrap_or(SLOW_NS) {
+                        self.mark = 33;
+                    }
+                }
+                if h.err.0 != 0 {
+                    self.mark = 31;
                 }
                 write_fields(&mut self.line, &reply.body, style, 4, skip);
+                if let (true, ReplyBody::GetData { data, .. }) = (self.opts.show, &reply.body) {
+                    push_data(&mut self.line, *data, self.opts.max_data);
+                }
             }
             Kind::Event { header, event } => {
                 self.head(m.ts, "WatchEvent", conn, Direction::ToClient);
@@ -172,6 +278,9 @@ impl<W: Write> Printer<W> {
                     self.line.push_str("————► ");
                 }
                 self.head(m.ts, "ConnectReply", conn, Direction::ToClient);
+                if let Some(t) = self.connect_ts.remove(&conn.id) {
+                    let _ = write!(self.line, " latency={}", Latency(m.ts.0 - t.0));
+                }
                 write_fields(&mut self.line, c, style, 4, skip);
             }
             Kind::FourLetter {
@@ -269,6 +378,11 @@ impl<W: Write> Printer<W> {
         if let Some(w) = p.watch {
             let _ = write!(self.line, " watch={w}");
         }
+        if p.opcode == OpCode::AUTH {
+            if let Some(f) = self.auth_fields.remove(&conn.id) {
+                self.line.push_str(&f);
+            }
+        }
         let _ = write!(self.line, " size={}", p.size);
         self.write_line(conn);
     }
@@ -281,7 +395,7 @@ impl<W: Write> Consumer for Printer<W> {
         }
     }
     fn done(&self) -> bool {
-        self.error.is_some()
+        self.error.is_some() || self.limit_reached()
     }
     fn flush(&mut self) {
         Printer::flush(self);
@@ -291,6 +405,12 @@ impl<W: Write> Consumer for Printer<W> {
 impl<W: Write> Printer<W> {
     /// Prints one client message (or holds a request until its reply).
     pub fn message(&mut self, m: &Msg<'_>) {
+        if let Kind::ConnectRequest(_) = &m.kind {
+            if self.connect_ts.len() >= CONN_STATE_MAX {
+                self.connect_ts.clear();
+            }
+            self.connect_ts.insert(m.conn.id, m.ts);
+        }
         if let Some(limit) = self.opts.slow {
             // The slow-request log shows replies (with their requests) and nothing else.
             let slow = match &m.kind {
@@ -326,11 +446,18 @@ impl std::fmt::Display for ErrName {
 struct Zxid(i64);
 
 impl std::fmt::Display for Zxid {
+    /// `0x100000002 (1:2)`: hex, then epoch:counter, as the election and quorum printers do.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.0 < 0 {
             write!(f, "{}", self.0)
         } else {
-            write!(f, "{:#x}", self.0)
+            write!(
+                f,
+                "{:#x} ({}:{})",
+                self.0,
+                self.0 >> 32,
+                self.0 & 0xffff_ffff
+            )
         }
     }
 }
@@ -413,7 +540,8 @@ fn dir_name(d: Direction) -> &'static str {
 impl<W: Write> Printer<W> {
     /// One message as a JSON line (the `--format json` contract: fields are never renamed).
     fn json(&mut self, m: &Msg<'_>) {
-        if matches!(m.kind, Kind::Unanswered { .. }) || self.error.is_some() {
+        if matches!(m.kind, Kind::Unanswered { .. }) || self.error.is_some() || self.limit_reached()
+        {
             return; // unanswered requests were printed when they arrived; the summary counts them
         }
         let j = &mut self.json;
@@ -445,6 +573,9 @@ impl<W: Write> Printer<W> {
                 j.opt_int("opcode", op.map(|o| o.0.into()));
                 j.int("xid", h.xid.into());
                 j.int("zxid", h.zxid);
+                if h.zxid >= 0 {
+                    j.value("zxid_hex", &Hex(h.zxid));
+                }
                 j.int("err", h.err.0.into());
                 j.name("err_name", err_name(h.err));
                 if let Some(p) = request {
@@ -465,6 +596,9 @@ impl<W: Write> Printer<W> {
                 j.opt_int("opcode", None);
                 j.int("xid", header.xid.into());
                 j.int("zxid", header.zxid);
+                if header.zxid >= 0 {
+                    j.value("zxid_hex", &Hex(header.zxid));
+                }
                 j.int("err", header.err.0.into());
                 j.name("err_name", err_name(header.err));
                 Self::json_tail(j, m);
@@ -483,6 +617,9 @@ impl<W: Write> Printer<W> {
                 j.name("type", "ConnectReply");
                 j.name("op", "connect");
                 j.opt_int("opcode", None);
+                if let Some(t) = self.connect_ts.remove(&m.conn.id) {
+                    j.float("latency_us", latency_us(t, m.ts));
+                }
                 Self::json_tail(j, m);
                 j.flatten(resp);
             }
@@ -523,6 +660,7 @@ impl<W: Write> Printer<W> {
         if let Err(e) = self.out.write_all(line) {
             self.error = Some(e);
         }
+        self.written += 1;
     }
 
     /// Fields after the headers: size, addresses, session, decoding problems.

@@ -28,6 +28,8 @@ pub enum OrderBy {
     Mean,
     /// 95th percentile latency.
     P95,
+    /// 99th percentile latency.
+    P99,
     /// Calls answered with an error.
     Errors,
 }
@@ -50,6 +52,7 @@ fn order_value(c: &Class, by: OrderBy) -> f64 {
         OrderBy::Calls => c.calls as f64,
         OrderBy::Mean => c.latency.mean().unwrap_or(-1.0),
         OrderBy::P95 => c.latency.quantile(0.95).unwrap_or(-1.0),
+        OrderBy::P99 => c.latency.quantile(0.99).unwrap_or(-1.0),
         OrderBy::Errors => c.errors as f64,
     }
 }
@@ -245,6 +248,9 @@ impl<'a> Report<'a> {
             "# This item is included in the report because it matches --limit."
         );
         let _ = writeln!(o, "# Scores: V/M = {}", vm(&c.latency));
+        if !c.folded_by.is_empty() {
+            let _ = writeln!(o, "# Folded by: {}", d.rule_names(c.folded_by).join(", "));
+        }
         let _ = writeln!(o, "# Time range: {}", range(c.first, c.last));
         attr_header(o, true);
         let _ = writeln!(
@@ -586,6 +592,7 @@ fn class_json(d: &Digest, rank: usize, c: &Class) -> Value {
         "rank": rank,
         "op": c.op,
         "path": c.path,
+        "folded_by": d.rule_names(c.folded_by),
         "calls": c.calls,
         "errors": c.errors,
         "no_reply": c.no_reply,
@@ -624,6 +631,7 @@ fn metric_json(m: &Metric) -> Value {
         "max": m.max().map(round3),
         "avg": m.mean().map(round3),
         "p95": m.quantile(0.95),
+        "p99": m.quantile(0.99),
         "stddev": m.stddev().map(round3),
         "median": m.quantile(0.5),
     })
@@ -643,6 +651,7 @@ fn order_name(o: OrderBy) -> &'static str {
         OrderBy::Calls => "calls",
         OrderBy::Mean => "mean latency",
         OrderBy::P95 => "95th percentile latency",
+        OrderBy::P99 => "99th percentile latency",
         OrderBy::Errors => "errors",
     }
 }

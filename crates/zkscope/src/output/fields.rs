@@ -33,6 +33,7 @@ pub fn write_fields<T: Serialize + ?Sized>(
         first: true,
         skip,
         dash: false,
+        kind: KeyKind::Plain,
     };
     // A failing Serialize impl only truncates the output.
     let _ = value.serialize(&mut s);
@@ -50,6 +51,31 @@ struct Ser {
     depth: usize,
     /// No element written yet in the current inline container.
     first: bool,
+    /// What the last key says about its value.
+    kind: KeyKind,
+}
+
+/// Values written in a readable form, recognised by their key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum KeyKind {
+    #[default]
+    Plain,
+    /// `…zxid`: `0x100000002 (1:2)`, as everywhere in text.
+    Zxid,
+    /// `ctime`, `mtime` (ms since the epoch): ISO-8601 UTC.
+    Millis,
+}
+
+impl KeyKind {
+    fn of(key: &str) -> KeyKind {
+        if key.contains("zxid") {
+            KeyKind::Zxid
+        } else if key == "ctime" || key == "mtime" {
+            KeyKind::Millis
+        } else {
+            KeyKind::Plain
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -101,6 +127,7 @@ impl Ser {
 
     /// Starts a field named `key` of the record at the current depth.
     fn key(&mut self, key: &str) {
+        self.kind = KeyKind::of(key);
         match (self.style, self.depth) {
             (Style::Lines, _) => {
                 if self.dash {
@@ -152,8 +179,28 @@ impl<'a> ser::Serializer for &'a mut Ser {
     type SerializeStructVariant = Rec<'a>;
 
     display_value!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16,
-        serialize_i32: i32, serialize_i64: i64, serialize_u8: u8, serialize_u16: u16,
+        serialize_i32: i32, serialize_u8: u8, serialize_u16: u16,
         serialize_u32: u32, serialize_u64: u64, serialize_f32: f32, serialize_f64: f64);
+
+    fn serialize_i64(self, v: i64) -> R {
+        match std::mem::take(&mut self.kind) {
+            KeyKind::Zxid if v >= 0 => {
+                let _ = write!(self.out, "{v:#x} ({}:{})", v >> 32, v & 0xffff_ffff);
+            }
+            KeyKind::Millis => match chrono::DateTime::from_timestamp_millis(v) {
+                Some(t) => {
+                    let _ = write!(self.out, "{}", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+                }
+                None => {
+                    let _ = write!(self.out, "{v}");
+                }
+            },
+            _ => {
+                let _ = write!(self.out, "{v}");
+            }
+        }
+        Ok(())
+    }
 
     fn serialize_char(self, v: char) -> R {
         self.str_value(v.encode_utf8(&mut [0; 4]));
@@ -274,7 +321,8 @@ impl<'a> Rec<'a> {
     }
 
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) -> R {
-        if self.ser.depth == 1 && self.ser.skip.contains(&key) {
+        // `*_hex` twins are for JSON: text writes the value itself in hex
+        if (self.ser.depth == 1 && self.ser.skip.contains(&key)) || key.ends_with("_hex") {
             return Ok(());
         }
         let mark = self.ser.out.len();
@@ -398,7 +446,8 @@ impl ser::SerializeMap for Rec<'_> {
         // Keys are rendered through a scratch serializer into plain text.
         let mut k = String::new();
         write_fields_value(&mut k, key);
-        self.skipping = self.ser.depth == 1 && self.ser.skip.contains(&k.as_str());
+        self.skipping =
+            (self.ser.depth == 1 && self.ser.skip.contains(&k.as_str())) || k.ends_with("_hex");
         if !self.skipping {
             self.ser.key(&k);
         }
@@ -425,6 +474,7 @@ fn write_fields_value<T: Serialize + ?Sized>(out: &mut String, v: &T) {
         first: true,
         skip: &[],
         dash: false,
+        kind: KeyKind::Plain,
     };
     let _ = v.serialize(&mut s);
     *out = s.out;

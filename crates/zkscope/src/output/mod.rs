@@ -39,7 +39,7 @@ pub fn emit<C>(
     let broken_pipe = matches!(&written, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
     if !broken_pipe {
         if let Some(note) = note.filter(|_| !quiet) {
-            eprintln!("{note}");
+            note!("{note}");
         }
         if !quiet {
             summary::print_summary(&run.counters);

@@ -470,7 +470,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// `zkscope monitor -f CONFIG -z ZK -p PORT --agent-name NAME EXTRA…`
+    /// `zkscope monitor --config CONFIG -z ZK --http-port PORT --agent-name NAME EXTRA…`
     pub fn start(name: &str, config: &Path, zk: &str, extra: &[&str]) -> Agent {
         Self::start_env(name, config, zk, extra, &[])
     }
@@ -487,11 +487,11 @@ impl Agent {
         let log = dir.join("agent.log");
         let mut cmd = Command::new(support::zkscope_bin());
         cmd.arg("monitor")
-            .arg("-f")
+            .arg("--config")
             .arg(config)
             .args(["-z", zk, "--http-address", "127.0.0.1"])
-            .args(["-p", &port.to_string(), "--agent-name", name])
-            .args(["-l", "debug"])
+            .args(["--http-port", &port.to_string(), "--agent-name", name])
+            .args(["--level", "debug"])
             .args(extra)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
