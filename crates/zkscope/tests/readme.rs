@@ -5,7 +5,7 @@
 //! directory where the example file names exist: `f.pcap` and `capture.pcap` are a real
 //! ZooKeeper 3.8 session, `ensemble.pcap` zktraffic's three-server capture, `quorum.pcap` a
 //! quorum (ZAB) capture, `monitor.yaml` a valid config. Live captures (`-i`), daemons
-//! (`monitor` without `--check-config`) and lines that need other hosts are skipped: the test
+//! (`monitor` without `--check-config`, `serve`) and lines that need other hosts are skipped: the test
 //! says which. Each example must exit 0 and print something.
 
 mod support;
@@ -60,6 +60,10 @@ fn skip_reason(cmd: &str) -> Option<&'static str> {
         return Some("live capture");
     }
     if words.get(1) == Some(&"monitor") && !words.contains(&"--check-config") {
+        return Some("daemon");
+    }
+    // `serve` keeps serving after a file until it is stopped: tests/serve.rs runs it.
+    if words.get(1) == Some(&"serve") {
         return Some("daemon");
     }
     if words.get(1) == Some(&"completions") || words.get(1) == Some(&"man") {
