@@ -109,6 +109,15 @@ pub struct InputArgs {
     pub live_duration: Option<std::time::Duration>,
 }
 
+impl InputArgs {
+    /// A command's `--duration` (nanoseconds): a live capture stops on the wall clock after it.
+    pub fn set_duration(&mut self, ns: Option<i64>) {
+        self.live_duration = ns
+            .filter(|&d| d > 0)
+            .map(|d| std::time::Duration::from_nanos(d.unsigned_abs()));
+    }
+}
+
 /// Resolves a host name or address to all of its IPv4 and IPv6 addresses.
 pub(crate) fn resolve_host(host: &str) -> Result<Vec<IpAddr>> {
     if let Ok(ip) = host

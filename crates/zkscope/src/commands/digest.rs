@@ -123,7 +123,8 @@ pub struct DigestArgs {
     )]
     pub max_values: usize,
 
-    /// Stop after this long (e.g. 30s, 5m) on the capture clock from the first message.
+    /// Stop after this long (e.g. 30s, 5m): on the capture clock from the first message for a
+    /// file, on the wall clock from the start for a live capture (packets or not).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "When to stop")]
     pub duration: Option<i64>,
 
@@ -175,7 +176,7 @@ pub fn parse_time(s: &str) -> Result<TimeBound> {
 
 /// Runs `zkscope digest`.
 pub fn run(mut args: DigestArgs) -> Result<ExitCode> {
-    args.input.live_duration = crate::commands::stats::live_duration(args.duration);
+    args.input.set_duration(args.duration);
     let cfg = DigestConfig {
         paths: PathNorm {
             depth: args.aggregation_depth,

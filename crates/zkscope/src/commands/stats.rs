@@ -254,12 +254,6 @@ fn columns(mode: Mode, keys: &[GroupKey], slow: bool) -> Vec<Col> {
     cols
 }
 
-/// A live capture's wall-clock limit from a `--duration` in nanoseconds.
-pub(crate) fn live_duration(ns: Option<i64>) -> Option<std::time::Duration> {
-    ns.filter(|&d| d > 0)
-        .map(|d| std::time::Duration::from_nanos(d.unsigned_abs()))
-}
-
 /// `--fold`: which built-in path folding applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FoldArg {
@@ -296,7 +290,7 @@ pub(crate) fn class_options(
 
 /// Runs `zkscope count` or `zkscope latency`.
 pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
-    args.input.live_duration = live_duration(args.duration);
+    args.input.set_duration(args.duration);
     let mut keys: Vec<GroupKey> = Vec::new();
     for k in &args.group_by {
         if !keys.contains(k) {
