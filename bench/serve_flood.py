@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """A flood capture for `zkscope serve` memory checks: N client connections (distinct client
 addresses), each a handshake then K getData requests on paths never repeated, answered
-NONODE, then FIN. Usage: serve_flood.py OUT.pcap N K (100000 10 = 1,000,000 distinct paths).
+NONODE, then FIN. Usage: serve_flood.py OUT.pcap N K (100000 10 = 1,000,000 distinct paths);
+OUT.pcap `-` writes to standard output (crates/zkscope/tests/serve.rs pipes it into the daemon).
 
 Then: zkscope serve -r OUT.pcap --http-port 7070 and read memory_rss_bytes in /json/info,
 VmHWM in /proc/PID/status."""
 import struct, sys
 N, K = int(sys.argv[2]), int(sys.argv[3])
-out = open(sys.argv[1], "wb", buffering=1 << 20)
+out = sys.stdout.buffer if sys.argv[1] == "-" else open(sys.argv[1], "wb", buffering=1 << 20)
 out.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
 SRV = bytes([10, 0, 0, 1])
 ts = [1_700_000_000_000_000]

@@ -520,7 +520,10 @@ impl ZkStats {
     }
 
     /// `/json/auths-dump`: `{"ip:port": credential or "noauth"}` for the clients that sent a
-    /// request in the window (credentials redacted unless configured).
+    /// request or a ping in the window (credentials redacted unless configured). A connected
+    /// client pings at least every third of its session timeout, so a window longer than that
+    /// lists every connected client; zktraffic's map instead kept every client ever seen,
+    /// forever.
     pub fn auths_dump(&self) -> BTreeMap<String, String> {
         self.auths
             .iter()
@@ -637,7 +640,9 @@ impl StatsTracker {
             Kind::Request(r) => {
                 let op = r.header.opcode;
                 if op == OpCode::PING && !self.cfg.include_pings {
-                    // Pings still go through the call builder below.
+                    // Pings still go through the call builder below, and keep an idle
+                    // client in the window's auths dump (every live session pings).
+                    win.auth_seen(conn.client, self.cred_of(conn.id));
                 } else if !self.sampled(conn.id, m.ts) {
                     win.sampled_out += 1;
                 } else {

@@ -419,3 +419,43 @@ fn path_and_connection_floods_stay_bounded() {
         om.contains("zkscope_namespace_requests_total{namespace=\"other\",kind=\"read\"} 99980\n")
     );
 }
+
+#[path = "../../capture/tests/common/traffic.rs"]
+mod traffic;
+
+#[test]
+fn auths_dump_lists_idle_clients_that_only_ping() {
+    use traffic::{connect_request, connect_response, frame, get_data, Conn, Wire};
+    let spec = ServerSpec {
+        ports: vec![2181],
+        ..ServerSpec::default()
+    };
+    let cfg = StatsConfig::default();
+    let h = ClientHandler::new(
+        spec,
+        ClientConfig::default(),
+        WindowedStats::new(&cfg, 1_000_000),
+    );
+    let mut w = Wire::new(TcpTracker::new(TcpConfig::default()), h);
+    let (mut idle, mut busy) = (Conn::new(1), Conn::new(2));
+    for (i, c) in [&mut idle, &mut busy].into_iter().enumerate() {
+        w.handshake(c);
+        w.send(c, true, &connect_request());
+        w.send(c, false, &connect_response(0x100 + i as i64));
+        w.send(c, true, &get_data(1, "/a"));
+    }
+    // The next window: the idle client only pings.
+    w.ts = Timestamp(w.ts.0 + 10_000_000);
+    let ping = frame(&[(-2i32).to_be_bytes(), 11i32.to_be_bytes()].concat());
+    w.send(&mut idle, true, &ping);
+    w.send(&mut busy, true, &get_data(2, "/a"));
+    w.finish();
+    let end = w.ts;
+    w.h.sink.finish(end);
+    let dump = w.h.sink.last().expect("a closed window").auths_dump();
+    let clients: Vec<&str> = dump.keys().map(|k| k.as_str()).collect();
+    let mut expected = [idle.client.to_string(), busy.client.to_string()];
+    expected.sort();
+    assert_eq!(clients, expected, "{dump:?}");
+    assert!(dump.values().all(|v| v == "noauth"), "{dump:?}");
+}

@@ -864,8 +864,9 @@ struct Flow<C> {
     key: FlowKey,
     /// The client is the `a` endpoint of `id`.
     client_is_a: bool,
-    /// `None` once closed (the entry lingers to absorb late packets).
-    conn: Option<C>,
+    /// `None` once closed (the entry lingers to absorb late packets). Boxed: a handler's
+    /// connection state is large, and closed entries (up to `max_flows`) should not be.
+    conn: Option<Box<C>>,
     halves: [Half; 2],
     /// Segments of this flow so far (the reorder window's packet clock).
     pkts: u64,
@@ -1050,7 +1051,7 @@ impl<H: StreamHandler> TcpTracker<H> {
             id,
             key,
             client_is_a: (dir == Direction::ToServer) == src_is_a,
-            conn: Some(conn),
+            conn: Some(Box::new(conn)),
             halves: [Half::default(), Half::default()],
             pkts: 0,
             last_seen: ts,
@@ -1219,7 +1220,7 @@ impl<H: StreamHandler> TcpTracker<H> {
         if reason == CloseReason::Evicted {
             self.stats.flows_evicted += 1;
         }
-        h.close(conn, &flow.key, ts, reason);
+        h.close(*conn, &flow.key, ts, reason);
     }
 
     /// Close (if still open) and drop the entry.

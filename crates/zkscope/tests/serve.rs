@@ -1,6 +1,7 @@
 //! `zkscope serve` end to end: a replayed zktraffic capture through the HTTP endpoints, a
 //! live kazoo workload on a real ZooKeeper captured on `lo`, the privilege drop, bad input,
-//! and a burst of HTTP requests (wrk).
+//! a burst of HTTP requests (wrk, and exactly 10,000 from an in-test client), and a flood of
+//! distinct paths and connections against the memory bound.
 //!
 //! The live tests need root (capture on lo) and scripts/install-test-deps.sh.
 
@@ -63,13 +64,22 @@ struct Daemon {
 
 impl Daemon {
     fn start(args: &[&str]) -> Daemon {
+        Daemon::start_with_stdin(args, Stdio::null())
+    }
+
+    fn start_with_stdin(args: &[&str], stdin: Stdio) -> Daemon {
+        Daemon::launch(Command::new(zkscope_bin()), args, stdin)
+    }
+
+    /// `program` is zkscope, or a wrapper whose arguments end with zkscope's path.
+    fn launch(mut cmd: Command, args: &[&str], stdin: Stdio) -> Daemon {
         let dir = TempDir::new("serve");
         let port = free_port();
         let stderr = dir.join("stderr.log");
-        let mut cmd = Command::new(zkscope_bin());
         cmd.arg("serve")
             .args(args)
             .arg(format!("--http-port={port}"))
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).expect("log file"));
         let child = spawn(cmd).expect("spawn zkscope serve");
@@ -329,18 +339,7 @@ fn privileges_dropped_and_still_capturing() {
         eprintln!("skipped: needs root");
         return;
     }
-    // A fake server answering one four-letter word per connection.
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let zk_port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for s in listener.incoming().flatten() {
-            let mut s = s;
-            let mut b = [0u8; 4];
-            if s.read_exact(&mut b).is_ok() {
-                let _ = s.write_all(b"imok");
-            }
-        }
-    });
+    let zk_port = fake_four_letter_server();
     let d = Daemon::start(&[
         "-i",
         "lo",
@@ -364,18 +363,113 @@ fn privileges_dropped_and_still_capturing() {
     let log = d.log();
     let first: Value = serde_json::from_str(log.lines().next().unwrap_or("")).expect("JSON log");
     assert_eq!(first["level"], "info", "{log}");
-    let sent = wait_for(Duration::from_secs(60), || {
+    assert!(
+        ruok_is_counted(&d, zk_port),
+        "no four-letter word seen: {}",
+        d.log()
+    );
+    let packets = wait_for(Duration::from_secs(30), || {
+        metric(d.port, "zkscope_capture_packets_total").filter(|n| *n > 0.0)
+    });
+    assert!(packets.is_some(), "{}", d.log());
+}
+
+/// A fake ZooKeeper answering one four-letter word per connection; its port.
+fn fake_four_letter_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let mut s = s;
+            let mut b = [0u8; 4];
+            if s.read_exact(&mut b).is_ok() {
+                let _ = s.write_all(b"imok");
+            }
+        }
+    });
+    port
+}
+
+/// Sends `ruok` until the daemon has counted one.
+fn ruok_is_counted(d: &Daemon, zk_port: u16) -> bool {
+    wait_for(Duration::from_secs(60), || {
         let mut s = TcpStream::connect(("127.0.0.1", zk_port)).ok()?;
         s.write_all(b"ruok").ok()?;
         let mut r = String::new();
         let _ = s.read_to_string(&mut r);
         metric(d.port, r#"zkscope_four_letter_words_total{command="ruok"}"#).filter(|n| *n >= 1.0)
-    });
-    assert!(sent.is_some(), "no four-letter word seen: {}", d.log());
-    let packets = wait_for(Duration::from_secs(30), || {
-        metric(d.port, "zkscope_capture_packets_total").filter(|n| *n > 0.0)
-    });
-    assert!(packets.is_some(), "{}", d.log());
+    })
+    .is_some()
+}
+
+#[test]
+fn setcap_binary_captures_as_an_unprivileged_user() {
+    // The README's way to capture without root: file capabilities on a copy of the binary,
+    // run by `nobody` (setpriv drops root's uid and capabilities before the exec).
+    if !is_root() || !std::path::Path::new("/usr/sbin/setcap").exists() {
+        eprintln!("skipped: needs root and setcap (libcap2-bin)");
+        return;
+    }
+    let dir = TempDir::new("setcap");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bin = dir.join("zkscope");
+    std::fs::copy(zkscope_bin(), &bin).expect("copy the binary");
+    let out = Command::new("/usr/sbin/setcap")
+        .arg("cap_net_raw,cap_net_admin+eip")
+        .arg(&bin)
+        .output()
+        .expect("setcap");
+    if !out.status.success() {
+        // A file system without extended attributes cannot hold file capabilities.
+        eprintln!(
+            "skipped: setcap failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let zk_port = fake_four_letter_server();
+    let mut cmd = Command::new("/usr/bin/setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin);
+    let d = Daemon::launch(
+        cmd,
+        &["-i", "lo", &format!("--port={zk_port}")],
+        Stdio::null(),
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).expect("status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    assert!(
+        field("Uid:").split_whitespace().all(|u| u == "65534"),
+        "{status}"
+    );
+    // The file's capabilities opened the capture; the daemon then dropped them.
+    assert_eq!(field("CapEff:"), "0000000000000000", "{status}");
+    assert!(
+        ruok_is_counted(&d, zk_port),
+        "no four-letter word seen: {}",
+        d.log()
+    );
+    // Without them, the same user cannot capture, and is told how to fix it.
+    let plain = dir.join("zkscope-plain");
+    std::fs::copy(zkscope_bin(), &plain).expect("copy the binary");
+    let mut cmd = Command::new("/usr/bin/setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&plain)
+        .args(["count", "-i", "lo", "--port", &zk_port.to_string()]);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(60));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("setcap cap_net_raw,cap_net_admin=eip"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -573,4 +667,122 @@ fn a_vanishing_interface_is_reported_and_ends_the_daemon() {
     let st = wait_timeout(&mut d.child, Duration::from_secs(90)).expect("exits");
     assert_eq!(st.code(), Some(1));
     assert!(d.log().contains("ERROR"), "{}", d.log());
+}
+
+/// Peak resident memory of a process (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[test]
+fn a_flood_of_paths_and_connections_stays_under_128_mb() {
+    // 100,000 short-lived connections asking for 1,000,000 distinct paths
+    // (bench/serve_flood.py), streamed through a pipe: no capture file on disk.
+    let mut py = Command::new("python3");
+    py.arg(repo_root().join("bench/serve_flood.py"))
+        .args(["-", "100000", "10"])
+        .stdout(Stdio::piped());
+    let mut gen = spawn(py).expect("bench/serve_flood.py");
+    let pipe = gen.stdout.take().expect("generator's stdout");
+    let mut d = Daemon::start_with_stdin(&["-r", "-"], Stdio::from(pipe));
+    let info = wait_for(Duration::from_secs(600), || {
+        get_json(d.port, "/json/info").filter(|i| i["state"] == "finished")
+    })
+    .unwrap_or_else(|| panic!("the flood was not read: {}", d.log()));
+    assert!(wait_timeout(&mut gen, Duration::from_secs(60)).is_some_and(|s| s.success()));
+    assert_eq!(info["packets"], 2_600_000, "{info}");
+    let peak = peak_rss(d.child.id()).expect("VmHWM");
+    assert!(
+        peak < 128 << 20,
+        "peak RSS {} MB over the 128 MB bound",
+        peak >> 20
+    );
+    // Totals stay exact past the key caps.
+    assert_eq!(
+        metric(
+            d.port,
+            r#"zkscope_requests_total{op="getData",result="NONODE"}"#
+        ),
+        Some(1_000_000.0),
+        "{}",
+        d.log()
+    );
+    let paths = get_json(d.port, "/json/paths").expect("/json/paths");
+    assert_eq!(paths["total/reads"], 1_100_000, "{paths}");
+    eprintln!("flood: peak RSS {} MB", peak >> 20);
+    assert!(d.stop().is_some_and(|s| s.success()));
+}
+
+/// One HTTP/1.1 keep-alive connection: `n` GETs of `path`, each read whole; the statuses.
+fn keep_alive_gets(port: u16, path: &str, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(n);
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return statuses;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    for _ in 0..n {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        if s.write_all(req.as_bytes()).is_err() {
+            return statuses;
+        }
+        // Read the head, then exactly Content-Length bytes of body.
+        let (status, body_len, head_len) = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let status: u16 = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .expect("responses carry a Content-Length");
+                break (status, len, end + 4);
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return statuses,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        };
+        while buf.len() < head_len + body_len {
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return statuses,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        }
+        buf.drain(..head_len + body_len);
+        statuses.push(status);
+    }
+    statuses
+}
+
+#[test]
+fn exactly_ten_thousand_http_requests_get_no_error() {
+    // A bounded burst: 8 keep-alive clients × 1,250 requests over the scraped and the
+    // JSON endpoints, while the daemon reads a capture.
+    let d = Daemon::start(&["-r", &fixture("dump.pcap")]);
+    let paths = ["/metrics", "/json/paths", "/json/info", "/health"];
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let (port, path) = (d.port, paths[i % paths.len()]);
+            std::thread::spawn(move || keep_alive_gets(port, path, 1_250))
+        })
+        .collect();
+    let statuses: Vec<u16> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("client thread"))
+        .collect();
+    assert_eq!(statuses.len(), 10_000, "{}", d.log());
+    assert!(statuses.iter().all(|s| *s == 200), "{:?}", {
+        let mut bad: Vec<_> = statuses.iter().filter(|s| **s != 200).collect();
+        bad.dedup();
+        bad
+    });
 }
