@@ -244,8 +244,10 @@ pub trait ClientSink {
 pub struct ClientStats {
     /// Client-port connections seen.
     pub connections: u64,
-    /// Requests decoded (handshakes not included).
+    /// Requests decoded (handshakes not included, pings included).
     pub requests: u64,
+    /// Pings among the requests.
+    pub pings: u64,
     /// Replies decoded.
     pub replies: u64,
     /// Watch notifications.
@@ -709,6 +711,9 @@ impl<S: ClientSink> ClientHandler<S> {
         c.pending.push_back(p);
         self.total_pending += 1;
         self.stats.requests += 1;
+        if req.header.opcode == OpCode::PING {
+            self.stats.pings += 1;
+        }
         if error.is_some() {
             self.stats.undecodable_frames += 1;
         }

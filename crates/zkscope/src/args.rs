@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use zkscope_capture::client::{ClientConfig, ServerSpec};
 use zkscope_capture::ensemble::{EnsembleSpec, Mode, Proto};
 
+use crate::output::end::{End, Expect, SummaryFormat};
 use crate::output::time::TimeFormat;
 
 /// Input and selection options (shared by every command that reads traffic).
@@ -88,8 +89,29 @@ pub struct InputArgs {
     pub no_promisc: bool,
 
     /// Do not print the end-of-run summary on stderr.
-    #[arg(short = 'q', long)]
+    #[arg(short = 'q', long, help_heading = "Summary")]
     pub quiet: bool,
+
+    /// The end-of-run summary as text, or as one JSON object on the last line of stderr (for
+    /// scripts; fields in the README).
+    #[arg(
+        long = "summary-format",
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT",
+        help_heading = "Summary"
+    )]
+    pub summary_format: SummaryFormat,
+
+    /// Also write the packets read to a pcap file, as tcpdump -w does (a live session kept to
+    /// decode again later with -r).
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "FILE",
+        help_heading = "Capture"
+    )]
+    pub write: Option<PathBuf>,
 
     /// List the interfaces live capture can use (tcpdump -D) and exit.
     #[arg(short = 'D', long = "list-interfaces")]
@@ -110,6 +132,61 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
+    /// How `command` ends its run (see [`crate::output::end::finish`]).
+    pub fn end(&self, command: &'static str, expect: Expect, include_pings: bool) -> End<'_> {
+        End {
+            command,
+            expect,
+            include_pings,
+            note: None,
+            quiet: self.quiet,
+            format: self.summary_format,
+            written: self.write.clone(),
+        }
+    }
+
+    /// What the client decoder looks for, as options (`--port 2181`).
+    pub fn expect_client(&self, has_protocol: bool) -> Expect {
+        let mut sel: Vec<String> = self.ports.iter().map(|p| format!("--port {p}")).collect();
+        sel.extend(self.servers.iter().map(|s| format!("--server {s}")));
+        if sel.is_empty() {
+            sel.push("--port 2181, the default".into());
+        }
+        Expect::Client {
+            selection: sel.join(" "),
+            has_protocol,
+        }
+    }
+
+    /// What the decoders of `protocols` look for.
+    pub fn expect(&self, protocols: &ProtocolArgs, has_protocol: bool) -> Expect {
+        let (mode, default, extra) = match protocols.protocol {
+            Protocol::Client => return self.expect_client(has_protocol),
+            Protocol::Auto => {
+                return Expect::Ensemble {
+                    mode: Mode::Auto,
+                    selection: "any port, --protocol auto".into(),
+                }
+            }
+            Protocol::Fle => (Mode::Fle, 3888, &protocols.fle_ports),
+            Protocol::Zab => (Mode::Zab, 2888, &protocols.zab_ports),
+        };
+        let mut sel: Vec<String> = self
+            .ports
+            .iter()
+            .chain(extra)
+            .map(|p| format!("port {p}"))
+            .collect();
+        sel.extend(self.servers.iter().cloned());
+        if sel.is_empty() {
+            sel.push(format!("port {default}"));
+        }
+        Expect::Ensemble {
+            mode,
+            selection: format!("--protocol {}: {}", mode_name(mode), sel.join(", ")),
+        }
+    }
+
     /// A command's `--duration` (nanoseconds): a live capture stops on the wall clock after it.
     pub fn set_duration(&mut self, ns: Option<i64>) {
         self.live_duration = ns
@@ -224,6 +301,14 @@ impl InputArgs {
             show_credentials: self.show_credentials,
             ..ClientConfig::default()
         }
+    }
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Fle => "fle",
+        Mode::Zab => "zab",
+        Mode::Auto => "auto",
     }
 }
 

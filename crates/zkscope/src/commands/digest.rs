@@ -22,7 +22,6 @@ use crate::args::{InputArgs, Protocol, ProtocolArgs};
 use crate::input::{run_client, run_ensemble};
 use crate::output::digest::{OrderBy, Report};
 use crate::output::emit;
-use crate::output::summary::print_ensemble_summary;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,7 +35,7 @@ pub enum DigestFormat {
 /// Options of `zkscope digest`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "A class is an operation and a normalised path: sequential suffixes \
+    after_help = concat!("A class is an operation and a normalised path: sequential suffixes \
 fold to -N (lock-0000000012 → lock-N) and --aggregation-depth cuts paths. Pings are counted, \
 not classified. V/M is the variance-to-mean ratio of the latency in milliseconds. \
 With --protocol auto the report adds election rounds and quorum traffic (whole capture, \
@@ -45,8 +44,9 @@ Examples:\n  zkscope digest -r capture.pcap\n  \
 zkscope digest -r ensemble.pcap --protocol auto\n  \
 zkscope digest -r capture.pcap --order-by calls --limit 20 --aggregation-depth 2\n  \
 zkscope digest -i any --duration 60s --format json\n  \
-zkscope digest -r capture.pcap --since 10s --until '2026-11-22 16:05:00'"
-)]
+zkscope digest -r capture.pcap --since 10s --until '2026-11-22 16:05:00'\n\n",
+    exit_status_help!()
+))]
 pub struct DigestArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -220,6 +220,8 @@ pub fn run(mut args: DigestArgs) -> Result<ExitCode> {
                 counters: run.counters,
                 discovered: run.discovered,
                 read_error: run.read_error,
+                ports: run.ports,
+                writer: run.writer,
             };
             (run, Some(ensemble))
         }
@@ -246,19 +248,12 @@ pub fn run(mut args: DigestArgs) -> Result<ExitCode> {
             s
         }
     };
-    let quiet = args.input.quiet;
-    let code = emit(&mut run, quiet, text.as_bytes(), None)?;
-    if let Some(stats) = run
-        .counters
-        .ensemble
-        .as_ref()
-        .filter(|_| ensemble.is_some())
-    {
-        if !quiet {
-            print_ensemble_summary(stats, &run.discovered);
-        }
-    }
-    Ok(code)
+    let end = args.input.end(
+        "digest",
+        args.input.expect(&args.protocols, true),
+        args.include_pings,
+    );
+    emit(&mut run, &end, text.as_bytes())
 }
 
 #[cfg(test)]

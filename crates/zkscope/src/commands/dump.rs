@@ -12,14 +12,17 @@ use crate::args::{InputArgs, Protocol, ProtocolArgs, TimeArgs};
 use crate::commands::stats::{dump_compat, CompatArgs};
 use crate::input::{run_client, run_ensemble};
 use crate::output::client::{PrintOptions, Printer};
+use crate::output::end::finish;
 use crate::output::ensemble::{ServerPrintOptions, ServerPrinter, SharedOut};
-use crate::output::summary::{print_ensemble_summary, print_summary};
 use crate::output::Format;
 
 /// Options of `zkscope dump`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  zkscope dump -r capture.pcap\n  zkscope dump -i any --port 2181 --format json | jq .\n  tcpdump -i eth0 -w - port 2181 | zkscope dump -r -"
+    after_help = concat!(
+        "Examples:\n  zkscope dump -r capture.pcap\n  zkscope dump -i any --port 2181 --format json | jq .\n  tcpdump -i eth0 -w - port 2181 | zkscope dump -r -\n  zkscope dump -i any -w session.pcap port 2181   # keep the packets too\n\n",
+        exit_status_help!()
+    )
 )]
 #[command(next_help_heading = "Output")]
 pub struct DumpArgs {
@@ -143,18 +146,16 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     run.consumer.flush();
     let broken_pipe =
         matches!(&run.consumer.error, Some(e) if e.kind() == io::ErrorKind::BrokenPipe);
-    if !broken_pipe && !args.input.quiet {
-        print_summary(&run.counters);
-    }
+    let end = args
+        .input
+        .end("dump", args.input.expect_client(true), args.include_pings);
+    let code = finish(&mut run, &end, broken_pipe)?;
     if let Some(e) = run.consumer.error.take() {
         if !broken_pipe {
             return Err(e).context("cannot write output");
         }
     }
-    if let Some(e) = run.read_error {
-        return Err(e.into());
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// `zkscope dump --protocol fle|zab|auto`: client messages and election/quorum messages go to
@@ -179,19 +180,16 @@ fn dump_ensemble(args: DumpArgs, mode: Mode) -> Result<ExitCode> {
     Consumer::flush(server);
     let error = client.error.take().or_else(|| server.error.take());
     let broken_pipe = matches!(&error, Some(e) if e.kind() == io::ErrorKind::BrokenPipe);
-    if !broken_pipe && !args.input.quiet {
-        print_summary(&run.counters);
-        if let Some(ensemble) = &run.counters.ensemble {
-            print_ensemble_summary(ensemble, &run.discovered);
-        }
-    }
+    let end = args.input.end(
+        "dump",
+        args.input.expect(&args.protocols, true),
+        args.include_pings,
+    );
+    let code = finish(&mut run, &end, broken_pipe)?;
     if let Some(e) = error {
         if !broken_pipe {
             return Err(e).context("cannot write output");
         }
     }
-    if let Some(e) = run.read_error {
-        return Err(e.into());
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

@@ -15,8 +15,8 @@ use clap::Args;
 use zkscope_analysis::compat::{latency_config, latency_table, ArrivalCounter, CompatGroup};
 use zkscope_analysis::fmt::{fit_widths, human_us, parse_duration, truncate, truncate_middle};
 use zkscope_analysis::{
-    sort_rows, Aggregator, ClassOptions, Column, Config, Filter, Fold, GroupKey, PathNorm, Row,
-    Summary, UserRule,
+    sort_rows, Aggregator, ClassOptions, Column, Config, Filter, Fold, GroupKey, Kinds, PathNorm,
+    Row, Summary, UserRule,
 };
 
 use crate::args::InputArgs;
@@ -52,12 +52,13 @@ pub enum TableFormat {
 /// Options of `zkscope count` and `zkscope latency`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Group keys: path, type, op, client, client_ip, session, auth, server, error.\n\
+    after_help = concat!("Group keys: path, type, op, client, client_ip, session, auth, server, error.\n\
 Sort columns: count, errors, no_reply, slow, avg, p50, p95, p99, p999, max, or a group key.\n\n\
 Examples:\n  zkscope count -r capture.pcap --group-by type,path --top 20\n  \
 zkscope latency -i any --duration 30s --group-by op --slow 50ms\n  \
-zkscope latency -r capture.pcap --group-by client_ip --sort-by p99 --format json"
-)]
+zkscope latency -r capture.pcap --group-by client_ip --sort-by p99 --format json\n\n",
+    exit_status_help!()
+))]
 pub struct StatsArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -364,14 +365,10 @@ pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
         TableFormat::Csv => write_csv(&mut text, &cols, &rows),
     }?;
     let mut note = format!(
-        "zkscope: {} calls in {} groups (requests, handshakes, four-letter words{})",
+        "zkscope: {} calls in {} groups: {}",
         agg.recorded(),
         table.len(),
-        if args.include_pings {
-            ", pings"
-        } else {
-            "; pings left out: -p counts them"
-        }
+        kinds_text(&agg.kinds(), args.include_pings)
     );
     if agg.outside_window() > 0 {
         note.push_str(&format!(
@@ -385,7 +382,37 @@ pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
             table.folded, cfg.max_groups
         ));
     }
-    emit(&mut run, args.input.quiet, &text, Some(&note))
+    let command = match mode {
+        Mode::Count => "count",
+        Mode::Latency => "latency",
+    };
+    let mut end = args
+        .input
+        .end(command, args.input.expect_client(false), args.include_pings);
+    end.note = Some(&note);
+    emit(&mut run, &end, &text)
+}
+
+/// The calls by kind and what was left out, as the summary states its requests.
+fn kinds_text(k: &Kinds, include_pings: bool) -> String {
+    let mut s = format!("{} requests", k.requests);
+    if include_pings {
+        s.push_str(&format!(" ({} pings included)", k.pings));
+    }
+    s.push_str(&format!(
+        ", {} connects, {} four-letter words",
+        k.connects, k.four_letter_words
+    ));
+    if k.events > 0 {
+        s.push_str(&format!(", {} watch events", k.events));
+    }
+    if !include_pings {
+        s.push_str(&format!(
+            " (+{} pings not counted: -p counts them)",
+            k.pings_left_out
+        ));
+    }
+    s
 }
 
 /// Width of the text table: `COLUMNS`, else the terminal's, else 100.
@@ -611,7 +638,8 @@ pub fn dump_compat(
         for (key, n) in run.consumer.lines() {
             text.push_str(&format!("{key} {n}\n"));
         }
-        return emit(&mut run, input.quiet, text.as_bytes(), None);
+        let end = input.end("dump", input.expect_client(true), include_pings);
+        return emit(&mut run, &end, text.as_bytes());
     }
     let cfg = latency_config(
         group,
@@ -647,5 +675,6 @@ pub fn dump_compat(
         })
         .collect();
     let text = latency_table(group.name(), &data);
-    emit(&mut run, input.quiet, text.as_bytes(), None)
+    let end = input.end("dump", input.expect_client(true), include_pings);
+    emit(&mut run, &end, text.as_bytes())
 }
