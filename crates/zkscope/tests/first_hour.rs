@@ -755,3 +755,129 @@ fn is_4lw(op: &str) -> bool {
         && op.chars().all(|c| c.is_ascii_lowercase())
         && !["sync", "auth", "ping", "multi"].contains(&op)
 }
+
+/// `--help` as (heading, long option or short flag) pairs, in order.
+fn help_headings(cmd: &str) -> Vec<(String, String)> {
+    let out = zkscope(&[cmd, "--help"]);
+    let mut heading = String::new();
+    let mut v = Vec::new();
+    for line in text(&out.stdout).lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            heading = line.trim_end_matches(':').to_string();
+        } else if let Some(rest) = line.strip_prefix("  ").map(str::trim_start) {
+            // "-r, --read <FILE>", "--port <PORT>", "-n": the long name, else the short one
+            let first = line.len() - rest.len() <= 6 && rest.starts_with('-');
+            if first {
+                let name = rest
+                    .split([',', ' '])
+                    .map(str::trim)
+                    .find(|w| w.starts_with("--"))
+                    .or_else(|| rest.split([',', ' ']).next())
+                    .unwrap_or_default();
+                v.push((heading.clone(), name.to_string()));
+            }
+        }
+    }
+    v
+}
+
+/// `--help` groups options under headings that fit them, the same in every command: dump's
+/// output options are not under "Ensemble protocols", and an option shared by several commands
+/// sits under one heading everywhere (except the few whose meaning differs by command).
+#[test]
+fn help_headings_fit_and_agree() {
+    let commands = ["dump", "count", "latency", "digest", "elections"];
+    let all: Vec<(&str, Vec<(String, String)>)> =
+        commands.iter().map(|c| (*c, help_headings(c))).collect();
+    let heading_of = |cmd: &str, opt: &str| -> String {
+        let h = &all.iter().find(|(c, _)| *c == cmd).unwrap().1;
+        h.iter()
+            .find(|(_, o)| o == opt)
+            .map(|(h, _)| h.clone())
+            .unwrap_or_else(|| panic!("{cmd} --help has no {opt}: {h:?}"))
+    };
+    for opt in [
+        "--unpaired",
+        "--slow",
+        "--show",
+        "--format",
+        "--color",
+        "--date",
+    ] {
+        assert_eq!(heading_of("dump", opt), "Output", "dump {opt}");
+    }
+    assert_eq!(heading_of("dump", "--protocol"), "Ensemble protocols");
+    assert_eq!(heading_of("elections", "--fle-port"), "Ensemble protocols");
+    for cmd in ["count", "latency", "digest"] {
+        for opt in ["--since", "--until", "--duration"] {
+            assert_eq!(heading_of(cmd, opt), "Time window", "{cmd} {opt}");
+        }
+    }
+    for cmd in commands {
+        assert_eq!(heading_of(cmd, "--read"), "Input", "{cmd}");
+        assert_eq!(heading_of(cmd, "--port"), "Selection", "{cmd}");
+        assert_eq!(heading_of(cmd, "--summary-format"), "Summary", "{cmd}");
+        assert_eq!(heading_of(cmd, "--write"), "Input", "{cmd}");
+    }
+    // one heading per shared option
+    let differs = [
+        "--count",
+        "--slow",
+        "--group-by",
+        "--sort-by",
+        "--aggregation-depth",
+    ];
+    let mut seen: std::collections::BTreeMap<String, (String, &str)> = Default::default();
+    for (cmd, h) in &all {
+        for (heading, opt) in h {
+            if differs.contains(&opt.as_str()) || heading == "Options" {
+                continue;
+            }
+            let (first, by) = seen.entry(opt.clone()).or_insert((heading.clone(), cmd));
+            assert_eq!(
+                heading, first,
+                "{opt}: under {heading:?} in {cmd}, {first:?} in {by}"
+            );
+        }
+    }
+    assert!(seen.contains_key("--include-pings") && seen.contains_key("--max-frame"));
+}
+
+/// `--since/--until/--duration` are one option group: the same help text in every command.
+#[test]
+fn time_window_options_are_one_group() {
+    let block = |cmd: &str| -> String {
+        let help = text(&zkscope(&[cmd, "--help"]).stdout);
+        let start = help
+            .find("Time window:\n")
+            .unwrap_or_else(|| panic!("{cmd}: {help}"));
+        let mut entries: Vec<Vec<&str>> = Vec::new();
+        for line in help[start..].lines().skip(1) {
+            if !line.is_empty() && !line.starts_with(' ') {
+                break;
+            }
+            if line.starts_with("      --") || line.starts_with("  -") {
+                entries.push(Vec::new());
+            }
+            if let Some(e) = entries.last_mut() {
+                e.push(line);
+            }
+        }
+        entries
+            .into_iter()
+            .filter(|e| {
+                ["--since", "--until", "--duration"]
+                    .iter()
+                    .any(|o| e[0].trim_start().starts_with(o))
+            })
+            .map(|e| e.join("\n"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let count = block("count");
+    for o in ["--since", "--until", "--duration", "wall clock"] {
+        assert!(count.contains(o), "{o}: {count}");
+    }
+    assert_eq!(block("latency"), count);
+    assert_eq!(block("digest"), count);
+}

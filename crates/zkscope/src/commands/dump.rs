@@ -24,7 +24,6 @@ use crate::output::Format;
         exit_status_help!()
     )
 )]
-#[command(next_help_heading = "Output")]
 pub struct DumpArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -33,46 +32,57 @@ pub struct DumpArgs {
     pub protocols: ProtocolArgs,
 
     /// Print messages in arrival order instead of each request with its reply.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub unpaired: bool,
 
     /// A slow-request log: print only requests whose reply took longer than this (e.g. 50ms),
     /// each with its reply.
-    #[arg(long, value_name = "DURATION", value_parser = zkscope_analysis::fmt::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = zkscope_analysis::fmt::parse_duration, help_heading = "Output")]
     pub slow: Option<i64>,
 
     /// Show pings (text output hides them; JSON always has every message).
-    #[arg(short = 'p', long = "include-pings")]
+    #[arg(short = 'p', long = "include-pings", help_heading = "Selection")]
     pub include_pings: bool,
 
     /// Stop after N lines (JSON: objects), like tcpdump's -c.
-    #[arg(short = 'c', long = "count", value_name = "N")]
+    #[arg(short = 'c', long = "count", value_name = "N", help_heading = "Output")]
     pub count: Option<u64>,
 
     /// Colours in text output: error replies red, slow ones (--slow, else 100ms) yellow.
     /// auto: when standard output is a terminal and NO_COLOR is not set.
-    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN",
+        help_heading = "Output"
+    )]
     pub color: ColorWhen,
 
     /// Also give each connection a stable colour (when colours are on).
-    #[arg(long = "conn-colors", alias = "colors")]
+    #[arg(long = "conn-colors", alias = "colors", help_heading = "Output")]
     pub conn_colors: bool,
 
     /// Hex-dump frames that could not be decoded.
-    #[arg(long = "dump-bad-packet")]
+    #[arg(long = "dump-bad-packet", help_heading = "Output")]
     pub dump_bad_packet: bool,
 
     /// Every decoded field of each message, one per line (Stat, ACLs, children, multi ops,
     /// znode data…).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub show: bool,
 
     /// --show: znode data bytes shown at most (text when it is text, else hex).
-    #[arg(long = "max-data", value_name = "BYTES", default_value_t = 256)]
+    #[arg(
+        long = "max-data",
+        value_name = "BYTES",
+        default_value_t = 256,
+        help_heading = "Output"
+    )]
     pub max_data: usize,
 
     /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
     pub format: Format,
 
     #[command(flatten)]

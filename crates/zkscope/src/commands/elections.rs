@@ -32,15 +32,23 @@ pub struct ElectionsArgs {
     pub input: InputArgs,
 
     /// An election (FLE) port (repeatable; discovered from the traffic otherwise).
-    #[arg(long = "fle-port", value_name = "PORT")]
+    #[arg(
+        long = "fle-port",
+        value_name = "PORT",
+        help_heading = "Ensemble protocols"
+    )]
     pub fle_ports: Vec<u16>,
 
     /// A quorum (ZAB) port (repeatable; discovered from the traffic otherwise).
-    #[arg(long = "zab-port", value_name = "PORT")]
+    #[arg(
+        long = "zab-port",
+        value_name = "PORT",
+        help_heading = "Ensemble protocols"
+    )]
     pub zab_ports: Vec<u16>,
 
     /// Output format: text, or a JSON array of rounds.
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
     pub format: Format,
 
     #[command(flatten)]

@@ -19,7 +19,7 @@ use zkscope_analysis::{
     Row, Summary, UserRule,
 };
 
-use crate::args::InputArgs;
+use crate::args::{InputArgs, WindowArgs};
 use crate::input::run_client;
 use crate::output::emit;
 
@@ -108,7 +108,7 @@ pub struct StatsArgs {
     pub events: bool,
 
     /// Count pings too (left out by default, as in dump and digest).
-    #[arg(short = 'p', long = "include-pings", help_heading = "Grouping")]
+    #[arg(short = 'p', long = "include-pings", help_heading = "Selection")]
     pub include_pings: bool,
 
     /// Pings are left out by default now; accepted for older command lines.
@@ -128,22 +128,11 @@ pub struct StatsArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Grouping")]
     pub slow: Option<i64>,
 
-    /// Stop after this long (e.g. 30s, 5m): on the capture clock from the first message for a
-    /// file, on the wall clock from the start for a live capture (packets or not).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "When to stop")]
-    pub duration: Option<i64>,
-
-    /// Only calls from this time: a timestamp (2026-11-22 16:05:00[.123], RFC 3339, epoch
-    /// seconds; UTC) or a duration after the first message (30s, 2m), as in digest.
-    #[arg(long, value_name = "TIME", help_heading = "When to stop")]
-    pub since: Option<String>,
-
-    /// Only calls before this time (same forms as --since).
-    #[arg(long, value_name = "TIME", help_heading = "When to stop")]
-    pub until: Option<String>,
+    #[command(flatten)]
+    pub window: WindowArgs,
 
     /// Stop after N calls.
-    #[arg(long, value_name = "N", help_heading = "When to stop")]
+    #[arg(long, value_name = "N", help_heading = "Time window")]
     pub count: Option<u64>,
 
     /// Sort by this column [default: count for `count`, p99 for `latency`].
@@ -291,7 +280,7 @@ pub(crate) fn class_options(
 
 /// Runs `zkscope count` or `zkscope latency`.
 pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
-    args.input.set_duration(args.duration);
+    args.input.set_duration(args.window.duration);
     let mut keys: Vec<GroupKey> = Vec::new();
     for k in &args.group_by {
         if !keys.contains(k) {
@@ -334,13 +323,15 @@ pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
             ..Filter::default()
         },
         limit: args.count.filter(|&n| n > 0),
-        duration_ns: args.duration.filter(|&d| d > 0),
+        duration_ns: args.window.duration.filter(|&d| d > 0),
         since: args
+            .window
             .since
             .as_deref()
             .map(crate::digest::parse_time)
             .transpose()?,
         until: args
+            .window
             .until
             .as_deref()
             .map(crate::digest::parse_time)
