@@ -137,7 +137,7 @@ impl Group {
         self.count += 1;
         match c.err {
             None => self.no_reply += 1,
-            Some(e) if !e.is_ok() => self.errors += 1,
+            Some(e) if e.is_error() => self.errors += 1,
             Some(_) => {}
         }
         if let Some(l) = c.latency_ns {
@@ -491,6 +491,7 @@ pub fn write_value(out: &mut String, k: GroupKey, paths: PathNorm, c: &Call<'_>)
         GroupKey::Auth => push_lossy(out, c.auth.as_bytes()),
         GroupKey::Server => push_display(out, c.conn.server),
         GroupKey::Error => match c.err {
+            Some(e) if !e.is_captured() => out.push_str("unknown"),
             Some(e) => match e.name() {
                 Some(n) => out.push_str(n),
                 None => {

@@ -881,3 +881,55 @@ fn time_window_options_are_one_group() {
     assert_eq!(block("latency"), count);
     assert_eq!(block("digest"), count);
 }
+
+/// A reply (or handshake answer) cut inside its header by the snap length has no error code:
+/// `err=?` in text, `err` null and `err_name` "unknown" in JSON, neither OK nor an error in
+/// count and digest (nor a session expiration).
+#[test]
+fn cut_replies_have_no_error_code() {
+    let dir = TempDir::new("first-hour-cut-err");
+    let cut = dir.join("s80.pcap");
+    std::fs::write(
+        &cut,
+        snap_cut(&std::fs::read(fixture("zk38-session.pcap")).unwrap(), 80),
+    )
+    .unwrap();
+    let cut = cut.to_str().unwrap();
+    let json = text(&zkscope(&["dump", "-q", "-r", cut, "--format", "json"]).stdout);
+    let replies: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|m| m["dir"] == "reply" && m["type"] != "ConnectReply")
+        .collect();
+    let unknown: Vec<&Value> = replies.iter().filter(|m| m["err"].is_null()).collect();
+    assert!(unknown.len() > 50, "{} of {}", unknown.len(), replies.len());
+    for m in &unknown {
+        assert_eq!(m["err_name"], "unknown", "{m}");
+        assert_eq!(m["cut"], true, "{m}");
+    }
+    // whole headers keep their code
+    assert!(replies
+        .iter()
+        .all(|m| m["err"].is_null() || m["err_name"] != "unknown"));
+    let txt = text(&zkscope(&["dump", "-q", "-p", "-r", cut]).stdout);
+    assert_eq!(txt.matches(" err=? ").count(), unknown.len(), "{txt}");
+    assert!(!txt.contains("err=OK latency") || txt.matches("err=OK").count() < 5);
+    // count: an "unknown" row, not in the errors column
+    let rows: Vec<Value> = serde_json::from_slice(
+        &zkscope(&["count", "-q", "-r", cut, "-g", "error", "--format", "json"]).stdout,
+    )
+    .unwrap();
+    let row = |e: &str| rows.iter().find(|r| r["error"] == e).cloned();
+    let u = row("unknown").expect("an unknown row");
+    assert_eq!(u["errors"], 0);
+    assert!(u["count"].as_u64().unwrap() as usize >= unknown.len());
+    assert!(row("SESSIONEXPIRED").is_none(), "{rows:?}");
+    let ok = row("OK").map_or(0, |r| r["count"].as_u64().unwrap());
+    assert!(ok < 5, "{rows:?}");
+    // digest: no errors, no expirations
+    let d: Value =
+        serde_json::from_slice(&zkscope(&["digest", "-q", "-r", cut, "--format", "json"]).stdout)
+            .unwrap();
+    assert_eq!(d["header"]["errors"], 0, "{}", d["header"]);
+    assert_eq!(d["sessions"]["expirations"], 0, "{}", d["sessions"]);
+}
