@@ -137,7 +137,7 @@ impl Group {
         self.count += 1;
         match c.err {
             None => self.no_reply += 1,
-            Some(e) if !e.is_ok() => self.errors += 1,
+            Some(e) if e.is_error() => self.errors += 1,
             Some(_) => {}
         }
         if let Some(l) = c.latency_ns {
@@ -491,6 +491,7 @@ pub fn write_value(out: &mut String, k: GroupKey, paths: PathNorm, c: &Call<'_>)
         GroupKey::Auth => push_lossy(out, c.auth.as_bytes()),
         GroupKey::Server => push_display(out, c.conn.server),
         GroupKey::Error => match c.err {
+            Some(e) if !e.is_captured() => out.push_str("unknown"),
             Some(e) => match e.name() {
                 Some(n) => out.push_str(n),
                 None => {
@@ -517,9 +518,33 @@ pub struct Aggregator {
     stopped: bool,
     window: (Option<TimeBound>, Option<TimeBound>),
     outside_window: u64,
+    kinds: Kinds,
+}
+
+/// The recorded calls by kind, and the pings the filter left out: the totals every command
+/// states the same way (requests never include handshakes; pings only when asked).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Kinds {
+    /// Requests (pings among them when they are recorded).
+    pub requests: u64,
+    /// Pings among `requests`.
+    pub pings: u64,
+    /// Connect handshakes.
+    pub connects: u64,
+    /// Four-letter words.
+    pub four_letter_words: u64,
+    /// Watch notifications.
+    pub events: u64,
+    /// Pings not recorded (the filter leaves them out).
+    pub pings_left_out: u64,
 }
 
 impl Aggregator {
+    /// The recorded calls by kind.
+    pub fn kinds(&self) -> Kinds {
+        self.kinds
+    }
+
     /// Calls left out by `since`/`until`.
     pub fn outside_window(&self) -> u64 {
         self.outside_window
@@ -535,6 +560,7 @@ impl Aggregator {
             duration_ns: cfg.duration_ns,
             window: (cfg.since, cfg.until),
             outside_window: 0,
+            kinds: Kinds::default(),
             first_ts: None,
             last_ts: None,
             recorded: 0,
@@ -581,6 +607,7 @@ impl Aggregator {
             stopped,
             window,
             outside_window,
+            kinds,
             ..
         } = self;
         let mut st = State {
@@ -593,6 +620,7 @@ impl Aggregator {
             stopped,
             window: *window,
             outside_window,
+            kinds,
         };
         calls.finish(end, &mut |c| st.take(c));
     }
@@ -608,11 +636,18 @@ struct State<'s> {
     stopped: &'s mut bool,
     window: (Option<TimeBound>, Option<TimeBound>),
     outside_window: &'s mut u64,
+    kinds: &'s mut Kinds,
 }
 
 impl State<'_> {
     fn take(&mut self, c: &Call<'_>) {
-        if *self.stopped || !self.filter.accepts(c) {
+        if *self.stopped {
+            return;
+        }
+        if !self.filter.accepts(c) {
+            if c.kind.is_ping() {
+                self.kinds.pings_left_out += 1;
+            }
             return;
         }
         if let Some(first) = self.first_ts {
@@ -632,6 +667,16 @@ impl State<'_> {
         }
         self.table.record(c);
         *self.recorded += 1;
+        let k = &mut *self.kinds;
+        match c.kind {
+            CallKind::Request(_) => {
+                k.requests += 1;
+                k.pings += u64::from(c.kind.is_ping());
+            }
+            CallKind::Connect { .. } => k.connects += 1,
+            CallKind::FourLetter(_) => k.four_letter_words += 1,
+            CallKind::Event(_) => k.events += 1,
+        }
         if self.limit.is_some_and(|n| *self.recorded >= n) {
             *self.stopped = true;
         }
@@ -668,6 +713,7 @@ impl Aggregator {
             stopped,
             window,
             outside_window,
+            kinds,
             ..
         } = self;
         let mut st = State {
@@ -680,6 +726,7 @@ impl Aggregator {
             stopped,
             window: *window,
             outside_window,
+            kinds,
         };
         calls.message(m, &mut |c| st.take(c));
     }

@@ -229,7 +229,10 @@ impl CallBuilder {
                     return;
                 };
                 self.tidy(conn.id);
-                let err = if resp.session_id == 0 || resp.timeout <= 0 {
+                // protocolVersion, timeOut, sessionId: 16 bytes, unless the capture cut them
+                let err = if m.cut && m.frame.len() < 16 {
+                    ErrCode::NOT_CAPTURED
+                } else if resp.session_id == 0 || resp.timeout <= 0 {
                     ErrCode::SESSION_EXPIRED
                 } else {
                     ErrCode::OK

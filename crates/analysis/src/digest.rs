@@ -474,7 +474,7 @@ impl Class {
         self.request_bytes.record_bytes(u64::from(c.request_size));
         match c.err {
             None => self.no_reply += 1,
-            Some(e) if !e.is_ok() => self.errors += 1,
+            Some(e) if e.is_error() => self.errors += 1,
             Some(_) => {}
         }
         if c.err.is_some() {
@@ -505,6 +505,7 @@ impl Class {
             .iter()
             .map(|(e, n)| {
                 let name = match e {
+                    Some(e) if !e.is_captured() => "unknown".to_string(),
                     Some(e) => e.to_string(),
                     None => NO_REPLY.to_string(),
                 };
@@ -768,8 +769,10 @@ impl Digest {
                 }
                 match (c.err, timeout) {
                     (None, _) => self.sessions.unanswered += 1,
+                    // the answer was cut before its session and timeout
+                    (Some(e), _) if !e.is_captured() => {}
                     (Some(_), Some(t)) if t <= 0 => self.sessions.expirations += 1,
-                    (Some(e), _) if !e.is_ok() => self.sessions.expirations += 1,
+                    (Some(e), _) if e.is_error() => self.sessions.expirations += 1,
                     (Some(_), Some(t)) => {
                         if !bump(&mut self.sessions.timeouts, t, SMALL_MAP) {
                             self.sessions.timeouts_other += 1;
@@ -833,7 +836,7 @@ impl Digest {
         self.calls += 1;
         match c.err {
             None => self.no_reply += 1,
-            Some(e) if !e.is_ok() => self.errors += 1,
+            Some(e) if e.is_error() => self.errors += 1,
             Some(_) => {}
         }
         if let Some(l) = c.latency_ns {

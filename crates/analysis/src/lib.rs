@@ -73,8 +73,8 @@ pub mod window;
 pub mod zkstats;
 
 pub use agg::{
-    sort_rows, write_value, Aggregator, Column, Config, Filter, Group, GroupTable, Row, Summary,
-    NO_REPLY, OTHER,
+    sort_rows, write_value, Aggregator, Column, Config, Filter, Group, GroupTable, Kinds, Row,
+    Summary, NO_REPLY, OTHER,
 };
 pub use call::{identity, Call, CallBuilder, CallKind, NOAUTH};
 pub use classes::{Class, ClassOptions, Fold, PathClasses, RuleSet, UserRule};

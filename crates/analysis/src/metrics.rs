@@ -889,6 +889,8 @@ impl Recorder {
                 match c.err {
                     Some(e) if e.is_ok() && session_requested == 0 => self.sessions_opened.inc(),
                     Some(e) if e.is_ok() => self.sessions_reconnected.inc(),
+                    // the answer was cut before its session: not an expiration
+                    Some(e) if !e.is_captured() => 0,
                     Some(_) => self.sessions_expired.inc(),
                     None => 0,
                 };

@@ -408,12 +408,12 @@ impl ZkStats {
         self.replies += 1;
         let reply = match c.kind {
             CallKind::Request(op) => op.reply_type(),
-            CallKind::Connect { .. } if err.is_ok() => "ConnectReply",
+            CallKind::Connect { .. } if err.is_ok() || !err.is_captured() => "ConnectReply",
             CallKind::Connect { .. } => "SessionExpiration",
             _ => return,
         };
         // Connect handshakes carry no error code: an expired session has its own name.
-        let failed = !err.is_ok() && !matches!(c.kind, CallKind::Connect { .. });
+        let failed = err.is_error() && !matches!(c.kind, CallKind::Connect { .. });
         let fam = Fam {
             pre: if failed { "Failed" } else { "" },
             name: reply,

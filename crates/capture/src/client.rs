@@ -244,8 +244,10 @@ pub trait ClientSink {
 pub struct ClientStats {
     /// Client-port connections seen.
     pub connections: u64,
-    /// Requests decoded (handshakes not included).
+    /// Requests decoded (handshakes not included, pings included).
     pub requests: u64,
+    /// Pings among the requests.
+    pub pings: u64,
     /// Replies decoded.
     pub replies: u64,
     /// Watch notifications.
@@ -568,7 +570,11 @@ impl<S: ClientSink> ClientHandler<S> {
                         self.stats.cut_frames += 1;
                         self.emit_cut(c, ts, len, head, Kind::Event { header, event });
                     }
-                    Ok((header, _)) => {
+                    Ok((mut header, _)) => {
+                        if head.len() < 16 {
+                            // cut inside its header: the 0 read for the error code means nothing
+                            header.err = ErrCode::NOT_CAPTURED;
+                        }
                         let reply = Reply {
                             header,
                             body: ReplyBody::Unknown {
@@ -709,6 +715,9 @@ impl<S: ClientSink> ClientHandler<S> {
         c.pending.push_back(p);
         self.total_pending += 1;
         self.stats.requests += 1;
+        if req.header.opcode == OpCode::PING {
+            self.stats.pings += 1;
+        }
         if error.is_some() {
             self.stats.undecodable_frames += 1;
         }
@@ -1425,7 +1434,8 @@ mod tests {
                 "connect sid=0x0",
                 "connected sid=0x0",
                 "req GetDataRequest xid=1 path=",
-                "reply xid=1 err=0 req=4: lat=1000",
+                // cut inside its header: the error code was not captured
+                "reply xid=1 err=-2147483648 req=4: lat=1000",
                 "event 0 "
             ]
         );

@@ -48,13 +48,16 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 
 use crate::client::{ClientConfig, ClientHandler, ClientSink, ClientStats, Msg, ServerSpec};
+use crate::ensemble::Mode;
 use crate::ensemble::{
     Discovery, EnsembleHandler, EnsembleSpec, EnsembleStats, FleMsg, Note, Resolver, ServerSink,
     ZabMsg,
 };
 use crate::packet::{parse_tcp, Skip, Timestamp};
+use crate::ports::PortTally;
 use crate::source::{CaptureError, CaptureStats, PacketSource};
 use crate::tcp::{StreamHandler, TcpConfig, TcpStats, TcpTracker};
+use crate::writer::PacketWriter;
 
 /// One decoded thing, borrowed from the decoder for the duration of [`Consumer::event`].
 #[derive(Debug, Clone, Copy)]
@@ -244,6 +247,10 @@ pub struct LoopStats {
     pub truncated_headers: u64,
     /// Packets of a link type that is not decoded.
     pub unsupported_link: u64,
+    /// Packets captured shorter than they were on the wire (cut by the snap length).
+    pub cut_packets: u64,
+    /// The captured length of the first of them: the capture's snap length.
+    pub snaplen: Option<u32>,
     /// Capture time of the first packet.
     pub first_ts: Option<Timestamp>,
     /// Capture time of the last packet.
@@ -306,10 +313,19 @@ pub struct Finished<C> {
     pub discovered: Vec<Discovery>,
     /// The input ended with an error (a truncated file) after the packets before it.
     pub read_error: Option<CaptureError>,
+    /// TCP segments per server port, of the connections the decoder did not select (every
+    /// connection with [`Mode::Auto`]): where the traffic was when none of it decoded.
+    pub ports: PortTally,
+    /// The [`Pipeline::write_to`] writer, flushed, and its error if writing failed.
+    pub writer: Option<(PacketWriter, Option<CaptureError>)>,
 }
 
 /// Called with the bytes read so far, every few thousand packets of a file.
 pub type Progress = Box<dyn FnMut(u64) + Send>;
+
+/// Called once, before the packet is decoded, when the first packet cut by the snap length is
+/// read; its argument is that packet's captured length (the snap length).
+pub type OnCut = Box<dyn FnMut(u32) + Send>;
 
 /// Packets between progress reports and counter snapshots.
 const PUBLISH_EVERY: u64 = 4096;
@@ -324,6 +340,10 @@ pub struct Pipeline {
     live: Arc<LiveCounters>,
     progress: Option<Progress>,
     tcp: TcpConfig,
+    on_cut: Option<OnCut>,
+    writer: Option<PacketWriter>,
+    write_error: Option<CaptureError>,
+    tally_all: bool,
 }
 
 impl Pipeline {
@@ -336,7 +356,22 @@ impl Pipeline {
             live: Arc::default(),
             progress: None,
             tcp: TcpConfig::default(),
+            on_cut: None,
+            writer: None,
+            write_error: None,
+            tally_all: false,
         }
+    }
+
+    /// Calls `f` when the first packet cut by the snap length is read (see [`OnCut`]).
+    pub fn on_cut(&mut self, f: OnCut) {
+        self.on_cut = Some(f);
+    }
+
+    /// Also writes every packet read to `w` (`-w FILE`); a failed write stops the writing,
+    /// not the run, and is returned in [`Finished::writer`].
+    pub fn write_to(&mut self, w: PacketWriter) {
+        self.writer = Some(w);
     }
 
     /// Reports reading progress of a file (bytes read) to `f`.
@@ -366,6 +401,8 @@ impl Pipeline {
 
     /// Runs until the input ends, the stop handle is set, or `consumer` is done.
     pub fn run<C: Consumer>(mut self, consumer: C) -> Finished<C> {
+        self.tally_all =
+            matches!(&self.decoder, Decoder::Ensemble { spec, .. } if spec.mode == Mode::Auto);
         match std::mem::replace(
             &mut self.decoder,
             Decoder::Client {
@@ -381,12 +418,14 @@ impl Pipeline {
                     |h| h.sink.0.flush(),
                     |h| (h.stats.clone(), None),
                 );
-                let (counters, read_error) = l;
+                let (counters, read_error, ports) = l;
                 Finished {
                     consumer: h.sink.0,
                     counters,
                     discovered: Vec::new(),
                     read_error,
+                    ports,
+                    writer: self.take_writer(),
                 }
             }
             Decoder::Ensemble {
@@ -400,7 +439,7 @@ impl Pipeline {
                 if let Some(r) = resolver {
                     h.set_resolver(r);
                 }
-                let (counters, read_error) = self.drive(
+                let (counters, read_error, ports) = self.drive(
                     &mut h,
                     |h| h.sink.0.borrow().done(),
                     |h| h.sink.0.borrow_mut().flush(),
@@ -413,9 +452,18 @@ impl Pipeline {
                     counters,
                     discovered,
                     read_error,
+                    ports,
+                    writer: self.take_writer(),
                 }
             }
         }
+    }
+
+    /// The writer, flushed, with the first error it met.
+    fn take_writer(&mut self) -> Option<(PacketWriter, Option<CaptureError>)> {
+        let mut w = self.writer.take()?;
+        let flushed = w.flush().err();
+        Some((w, self.write_error.take().or(flushed)))
     }
 
     /// The loop proper, whatever the handler.
@@ -425,10 +473,13 @@ impl Pipeline {
         done: impl Fn(&H) -> bool,
         mut flush: impl FnMut(&mut H),
         decoded: impl Fn(&H) -> (ClientStats, Option<EnsembleStats>),
-    ) -> (Counters, Option<CaptureError>) {
+    ) -> (Counters, Option<CaptureError>, PortTally) {
         let live = self.source.is_live();
         let mut tracker = TcpTracker::new(self.tcp.clone());
         let mut stats = LoopStats::default();
+        let mut ports = PortTally::new();
+        // Auto mode takes every connection: none is "ignored", so all are tallied.
+        let tally_all = self.tally_all;
         let mut read_error = None;
         let mut published_ts = i64::MIN;
         loop {
@@ -448,8 +499,30 @@ impl Pipeline {
             stats.first_ts.get_or_insert(pkt.ts);
             stats.last_ts = Some(pkt.ts);
             let ts = pkt.ts;
+            if pkt.data.len() < pkt.orig_len as usize {
+                stats.cut_packets += 1;
+                if stats.snaplen.is_none() {
+                    let snap = u32::try_from(pkt.data.len()).unwrap_or(u32::MAX);
+                    stats.snaplen = Some(snap);
+                    if let Some(f) = self.on_cut.as_mut() {
+                        f(snap);
+                    }
+                }
+            }
+            if let Some(w) = self.writer.as_mut() {
+                if let Err(e) = w.write(&pkt) {
+                    self.write_error = Some(e);
+                    self.writer = None;
+                }
+            }
             match parse_tcp(&pkt) {
-                Ok(seg) => tracker.segment(handler, ts, &seg),
+                Ok(seg) => {
+                    let ignored = tracker.stats().packets_ignored;
+                    tracker.segment(handler, ts, &seg);
+                    if tally_all || tracker.stats().packets_ignored != ignored {
+                        ports.add(&seg);
+                    }
+                }
                 Err(Skip::NotIp | Skip::NotTcp) => stats.not_tcp += 1,
                 Err(Skip::Fragment) => stats.fragments += 1,
                 Err(Skip::Truncated) => stats.truncated_headers += 1,
@@ -468,6 +541,13 @@ impl Pipeline {
             let periodic = stats.packets % PUBLISH_EVERY == 0;
             if periodic || (live && ts.0.saturating_sub(published_ts) >= PUBLISH_NS) {
                 published_ts = ts.0;
+                if live {
+                    // a kept live session is on disk within a second
+                    if let Some(Err(e)) = self.writer.as_mut().map(PacketWriter::flush) {
+                        self.write_error = Some(e);
+                        self.writer = None;
+                    }
+                }
                 let (client, ensemble) = decoded(handler);
                 let live_stats = if live { self.source.stats() } else { None };
                 self.live.publish(Counters {
@@ -503,7 +583,7 @@ impl Pipeline {
             .bytes
             .store(counters.packets.bytes, Ordering::Relaxed);
         self.live.publish(counters.clone());
-        (counters, read_error)
+        (counters, read_error, ports)
     }
 }
 
@@ -646,6 +726,57 @@ mod tests {
             f.extend_from_slice(&[0x88, 0xb5]); // an experimental ethertype
         }
         f
+    }
+
+    #[test]
+    fn unselected_ports_are_tallied_and_cut_packets_noted() {
+        // port 9999 selects nothing: every segment is tallied, the busiest port is 2181
+        let decoder = Decoder::Client {
+            spec: ServerSpec {
+                ports: vec![9999],
+                ..ServerSpec::default()
+            },
+            config: ClientConfig::default(),
+        };
+        let run =
+            Pipeline::new(fixture("dump.pcap"), decoder, StopHandle::new()).run(Tally::default());
+        assert_eq!(run.consumer.total(), 0);
+        assert_eq!(run.ports.total(), run.counters.tcp.packets);
+        assert_eq!(run.ports.top(1).first().map(|p| p.0), Some(2181));
+        // selected traffic is not tallied
+        let run =
+            Pipeline::new(fixture("dump.pcap"), client(), StopHandle::new()).run(Tally::default());
+        assert!(
+            run.ports.total() < run.counters.tcp.packets / 10,
+            "{}",
+            run.ports.total()
+        );
+        assert_eq!(
+            (
+                run.counters.packets.cut_packets,
+                run.counters.packets.snaplen
+            ),
+            (0, None)
+        );
+        // a record shorter than on the wire: noted once, with its length
+        let mut data = not_ip_pcap(3);
+        let second = 24 + 16 + 14;
+        data[second + 12..second + 16].copy_from_slice(&60u32.to_le_bytes());
+        let src =
+            PacketSource::from_reader("mem", std::io::Cursor::new(data), None, None).expect("pcap");
+        let mut p = Pipeline::new(src, client(), StopHandle::new());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        p.on_cut(Box::new(move |snap| {
+            s.lock().unwrap_or_else(PoisonError::into_inner).push(snap);
+        }));
+        let run = p.run(Tally::default());
+        assert_eq!(run.counters.packets.cut_packets, 1);
+        assert_eq!(run.counters.packets.snaplen, Some(14));
+        assert_eq!(
+            *seen.lock().unwrap_or_else(PoisonError::into_inner),
+            vec![14]
+        );
     }
 
     #[test]

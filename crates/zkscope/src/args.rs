@@ -11,18 +11,19 @@ use clap::{Args, ValueEnum};
 use zkscope_capture::client::{ClientConfig, ServerSpec};
 use zkscope_capture::ensemble::{EnsembleSpec, Mode, Proto};
 
+use crate::output::end::{End, Expect, SummaryFormat};
 use crate::output::time::TimeFormat;
 
 /// Input and selection options (shared by every command that reads traffic).
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Input and selection")]
 pub struct InputArgs {
     /// Read packets from a pcap or pcapng file ("-" reads standard input).
     #[arg(
         short = 'r',
         long = "read",
         value_name = "FILE",
-        conflicts_with = "iface"
+        conflicts_with = "iface",
+        help_heading = "Input"
     )]
     pub read: Option<PathBuf>,
 
@@ -31,77 +32,129 @@ pub struct InputArgs {
         short = 'i',
         long = "iface",
         visible_alias = "interface",
-        value_name = "IFACE"
+        value_name = "IFACE",
+        help_heading = "Input"
     )]
     pub iface: Option<String>,
 
     /// ZooKeeper client port (repeatable; default 2181 unless --server is given).
-    #[arg(long = "port", visible_alias = "zookeeper-port", value_name = "PORT")]
+    #[arg(
+        long = "port",
+        visible_alias = "zookeeper-port",
+        value_name = "PORT",
+        help_heading = "Selection"
+    )]
     pub ports: Vec<u16>,
 
     /// A ZooKeeper server as HOST:PORT (repeatable).
-    #[arg(long = "server", visible_alias = "servers", value_name = "HOST:PORT")]
+    #[arg(
+        long = "server",
+        visible_alias = "servers",
+        value_name = "HOST:PORT",
+        help_heading = "Selection"
+    )]
     pub servers: Vec<String>,
 
     /// An extra BPF filter expression, ANDed with the port selection.
-    #[arg(short = 'f', long = "filter", value_name = "BPF")]
+    #[arg(
+        short = 'f',
+        long = "filter",
+        value_name = "BPF",
+        help_heading = "Selection"
+    )]
     pub filter: Option<String>,
 
     /// Only conversations whose client uses this port.
-    #[arg(long = "client-port", value_name = "PORT")]
+    #[arg(long = "client-port", value_name = "PORT", help_heading = "Selection")]
     pub client_port: Option<u16>,
 
     /// Only traffic to or from this host (repeatable; all its IPv4 and IPv6 addresses).
-    #[arg(long = "include-host", value_name = "HOST")]
+    #[arg(long = "include-host", value_name = "HOST", help_heading = "Selection")]
     pub include_hosts: Vec<String>,
 
     /// No traffic to or from this host (repeatable; all its IPv4 and IPv6 addresses).
-    #[arg(long = "exclude-host", value_name = "HOST")]
+    #[arg(long = "exclude-host", value_name = "HOST", help_heading = "Selection")]
     pub exclude_hosts: Vec<String>,
 
     /// Show auth credentials instead of redacting them (digest:user:***).
-    #[arg(long = "show-credentials")]
+    #[arg(long = "show-credentials", help_heading = "Decoding")]
     pub show_credentials: bool,
 
     /// Pending requests kept per connection before the oldest is dropped.
     #[arg(
         long = "max-queued-requests",
         default_value_t = 10_000,
-        value_name = "N"
+        value_name = "N",
+        help_heading = "Decoding"
     )]
     pub max_queued_requests: usize,
 
     /// Largest frame accepted, in bytes; longer length prefixes are treated as garbage.
-    #[arg(long = "max-frame", default_value_t = 16 << 20, value_name = "BYTES")]
+    #[arg(long = "max-frame", default_value_t = 16 << 20, value_name = "BYTES", help_heading = "Decoding")]
     pub max_frame: usize,
 
     /// Live capture: bytes captured per packet.
-    #[arg(long, default_value_t = 262_144, value_name = "BYTES")]
+    #[arg(
+        long,
+        default_value_t = 262_144,
+        value_name = "BYTES",
+        help_heading = "Live capture"
+    )]
     pub snaplen: i32,
 
     /// Live capture: kernel buffer size in MiB.
-    #[arg(long = "buffer-size", default_value_t = 32, value_name = "MIB")]
+    #[arg(
+        long = "buffer-size",
+        default_value_t = 32,
+        value_name = "MIB",
+        help_heading = "Live capture"
+    )]
     pub buffer_size: i32,
 
     /// Live capture: do not put the interface into promiscuous mode.
-    #[arg(long = "no-promisc")]
+    #[arg(long = "no-promisc", help_heading = "Live capture")]
     pub no_promisc: bool,
 
     /// Do not print the end-of-run summary on stderr.
-    #[arg(short = 'q', long)]
+    #[arg(short = 'q', long, help_heading = "Summary")]
     pub quiet: bool,
 
+    /// The end-of-run summary as text, or as one JSON object on the last line of stderr (for
+    /// scripts; fields in the README).
+    #[arg(
+        long = "summary-format",
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT",
+        help_heading = "Summary"
+    )]
+    pub summary_format: SummaryFormat,
+
+    /// Also write the packets read to a pcap file, as tcpdump -w does (a live session kept to
+    /// decode again later with -r).
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "FILE",
+        help_heading = "Input"
+    )]
+    pub write: Option<PathBuf>,
+
     /// List the interfaces live capture can use (tcpdump -D) and exit.
-    #[arg(short = 'D', long = "list-interfaces")]
+    #[arg(short = 'D', long = "list-interfaces", help_heading = "Input")]
     pub list_interfaces: bool,
 
     /// Accepted for tcpdump habits; zkscope never resolves addresses to names anyway.
-    #[arg(short = 'n', hide_short_help = true)]
+    #[arg(short = 'n', hide_short_help = true, help_heading = "Input")]
     pub numeric: bool,
 
     /// A BPF expression after the options, as with tcpdump (`… port 2181 and host zk1`);
     /// ANDed with -f.
-    #[arg(value_name = "EXPRESSION", trailing_var_arg = true)]
+    #[arg(
+        value_name = "EXPRESSION",
+        trailing_var_arg = true,
+        help_heading = "Selection"
+    )]
     pub expression: Vec<String>,
 
     /// Wall-clock limit of a live capture (set by commands with --duration).
@@ -110,6 +163,61 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
+    /// How `command` ends its run (see [`crate::output::end::finish`]).
+    pub fn end(&self, command: &'static str, expect: Expect, include_pings: bool) -> End<'_> {
+        End {
+            command,
+            expect,
+            include_pings,
+            note: None,
+            quiet: self.quiet,
+            format: self.summary_format,
+            written: self.write.clone(),
+        }
+    }
+
+    /// What the client decoder looks for, as options (`--port 2181`).
+    pub fn expect_client(&self, has_protocol: bool) -> Expect {
+        let mut sel: Vec<String> = self.ports.iter().map(|p| format!("--port {p}")).collect();
+        sel.extend(self.servers.iter().map(|s| format!("--server {s}")));
+        if sel.is_empty() {
+            sel.push("--port 2181, the default".into());
+        }
+        Expect::Client {
+            selection: sel.join(" "),
+            has_protocol,
+        }
+    }
+
+    /// What the decoders of `protocols` look for.
+    pub fn expect(&self, protocols: &ProtocolArgs, has_protocol: bool) -> Expect {
+        let (mode, default, extra) = match protocols.protocol {
+            Protocol::Client => return self.expect_client(has_protocol),
+            Protocol::Auto => {
+                return Expect::Ensemble {
+                    mode: Mode::Auto,
+                    selection: "any port, --protocol auto".into(),
+                }
+            }
+            Protocol::Fle => (Mode::Fle, 3888, &protocols.fle_ports),
+            Protocol::Zab => (Mode::Zab, 2888, &protocols.zab_ports),
+        };
+        let mut sel: Vec<String> = self
+            .ports
+            .iter()
+            .chain(extra)
+            .map(|p| format!("port {p}"))
+            .collect();
+        sel.extend(self.servers.iter().cloned());
+        if sel.is_empty() {
+            sel.push(format!("port {default}"));
+        }
+        Expect::Ensemble {
+            mode,
+            selection: format!("--protocol {}: {}", mode_name(mode), sel.join(", ")),
+        }
+    }
+
     /// A command's `--duration` (nanoseconds): a live capture stops on the wall clock after it.
     pub fn set_duration(&mut self, ns: Option<i64>) {
         self.live_duration = ns
@@ -227,6 +335,14 @@ impl InputArgs {
     }
 }
 
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Fle => "fle",
+        Mode::Zab => "zab",
+        Mode::Auto => "auto",
+    }
+}
+
 /// Which protocol `zkscope dump` decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Protocol {
@@ -242,20 +358,32 @@ pub enum Protocol {
 
 /// Protocol selection options (shared by `dump` and `elections`).
 #[derive(Debug, Args, Clone)]
-#[command(next_help_heading = "Ensemble protocols")]
 pub struct ProtocolArgs {
     /// Protocol to decode. With fle or zab, --port gives that protocol's ports (defaults 3888,
     /// 2888). With auto, --port gives client ports, every TCP connection is looked at, and the
     /// ports are discovered from the ensemble configuration in the traffic.
-    #[arg(long, value_enum, default_value = "client")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "client",
+        help_heading = "Ensemble protocols"
+    )]
     pub protocol: Protocol,
 
     /// An election (FLE) port (repeatable; with --protocol auto or fle).
-    #[arg(long = "fle-port", value_name = "PORT")]
+    #[arg(
+        long = "fle-port",
+        value_name = "PORT",
+        help_heading = "Ensemble protocols"
+    )]
     pub fle_ports: Vec<u16>,
 
     /// A quorum (ZAB) port (repeatable; with --protocol auto or zab).
-    #[arg(long = "zab-port", value_name = "PORT")]
+    #[arg(
+        long = "zab-port",
+        value_name = "PORT",
+        help_heading = "Ensemble protocols"
+    )]
     pub zab_ports: Vec<u16>,
 }
 
@@ -344,15 +472,38 @@ pub fn dns(host: &str) -> Vec<std::net::IpAddr> {
     ips
 }
 
+/// The time window of the commands that report over a period (count, latency, digest).
+#[derive(Debug, Args, Clone)]
+pub struct WindowArgs {
+    /// Only calls from this time: a timestamp (2026-11-22 16:05:00[.123], RFC 3339, epoch
+    /// seconds; UTC) or a duration after the first message (30s, 2m).
+    #[arg(long, value_name = "TIME", help_heading = "Time window")]
+    pub since: Option<String>,
+
+    /// Only calls before this time (same forms as --since).
+    #[arg(long, value_name = "TIME", help_heading = "Time window")]
+    pub until: Option<String>,
+
+    /// Stop after this long (e.g. 30s, 5m): on the capture clock from the first message for a
+    /// file, on the wall clock from the start for a live capture (packets or not).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = zkscope_analysis::fmt::parse_duration,
+        help_heading = "Time window"
+    )]
+    pub duration: Option<i64>,
+}
+
 /// How timestamps print (shared by the commands that print messages).
 #[derive(Debug, Args, Clone, Copy)]
 pub struct TimeArgs {
     /// Print timestamps in the local time zone instead of UTC.
-    #[arg(long = "local-time")]
+    #[arg(long = "local-time", help_heading = "Output")]
     pub local_time: bool,
 
     /// Print the date with each timestamp.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub date: bool,
 }
 

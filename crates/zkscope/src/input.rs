@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use zkscope_capture::ensemble::Mode;
 use zkscope_capture::pipeline::{Consumer, Decoder, Finished, Pipeline, StopHandle};
 use zkscope_capture::source::{LiveOptions, PacketSource};
+use zkscope_capture::writer::PacketWriter;
 
 use crate::args::{dns, ensemble_bpf, ensemble_spec, InputArgs, ProtocolArgs};
 
@@ -91,6 +92,11 @@ fn run<C: Consumer>(
             .context("cannot start the --duration timer")?;
     }
     let mut pipeline = Pipeline::new(source, decoder, stop);
+    if let Some(path) = &input.write {
+        pipeline.write_to(PacketWriter::create(path)?);
+    }
+    // Before anything of the first cut packet is printed: a cut capture loses replies.
+    pipeline.on_cut(Box::new(|snap| note!("{}", snap_warning(snap))));
     let progress = (!live && !input.quiet && io::stderr().is_terminal())
         .then(|| progress_bar(pipeline.position()));
     if let Some(bar) = &progress {
@@ -102,6 +108,16 @@ fn run<C: Consumer>(
         bar.finish_and_clear();
     }
     Ok(finished)
+}
+
+/// The warning about a capture cut at `snap` bytes a packet.
+pub fn snap_warning(snap: u32) -> String {
+    format!(
+        "zkscope: WARNING: this capture is cut at {snap} bytes a packet (its snap length): \
+         messages longer than that lose their ends: replies lose their bodies or cannot be \
+         paired, paths are cut, big messages are lost. Capture whole packets: tcpdump -s 0 \
+         (or zkscope's default --snaplen)."
+    )
 }
 
 /// A progress bar for reading a file (bytes, rate, ETA) on stderr; a spinner when the size is

@@ -17,6 +17,16 @@ macro_rules! note {
     }};
 }
 
+/// The exit statuses of the commands that read traffic, for their `--help` (a literal, for
+/// `concat!`; `output::end::NO_TRAFFIC` is the 3).
+macro_rules! exit_status_help {
+    () => {
+        "Exit status: 0 done; 2 an error (options, input, output); 3 no ZooKeeper traffic \
+decoded (stderr says how many TCP packets there were, the busiest TCP ports, and which option \
+selects them); 130 a second Ctrl-C."
+    };
+}
+
 mod args;
 mod commands;
 mod extras;

@@ -32,10 +32,20 @@ fn json(file: &str, extra: &[&str]) -> Vec<serde_json::Value> {
     let f = repo(file);
     let mut args = vec!["dump", "-q", "--format", "json", "-r", f.to_str().unwrap()];
     args.extend_from_slice(extra);
-    run_ok(&args)
+    let out = zkscope(&args);
+    let msgs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
+        .collect();
+    // nothing decoded is exit status 3, with a note
+    let code = if msgs.is_empty() { 3 } else { 0 };
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    msgs
 }
 
 const DUMP: &str = "fixtures/zktraffic/dump.pcap";

@@ -1,6 +1,8 @@
 //! A new user's first hour: tcpdump habits, honest diagnostics, closed pipes, live
 //! `--duration`, and the installed-tool chores (version, completions, man page).
 
+#[path = "common/generated.rs"]
+mod generated;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -141,8 +143,13 @@ fn live_duration_ends_without_packets() {
     for cmd in ["count", "digest"] {
         let out = zkscope(&[cmd, "-i", "lo", "--port", &port, "--duration", "1s"]);
         let err = text(&out.stderr);
-        // nothing on that port: the run ends after the duration all the same
-        assert_eq!(out.status.code(), Some(0), "{cmd}: {err}");
+        // nothing on that port: the run ends after the duration all the same, and says it
+        // saw nothing
+        assert_eq!(out.status.code(), Some(3), "{cmd}: {err}");
+        assert!(
+            err.contains("no packets were read (nothing matched the capture filter"),
+            "{cmd}: {err}"
+        );
     }
 }
 
@@ -436,4 +443,493 @@ fn pings_only_with_p_everywhere() {
             "{cmd}"
         );
     }
+}
+
+/// The last line of stderr as the JSON summary.
+fn json_summary(out: &Output) -> Value {
+    let err = text(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: not a JSON summary:\n{err}"))
+}
+
+/// A run that decodes nothing says how much TCP there was, where, and the fix, with exit
+/// status 3 (documented in --help); a run that decodes something exits 0.
+#[test]
+fn no_zookeeper_traffic_is_said_with_its_exit_status() {
+    let f = session();
+    for cmd in ["dump", "count", "latency", "digest"] {
+        let out = zkscope(&[cmd, "-r", &f, "--port", "9999"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{cmd}: {err}");
+        for want in [
+            "no ZooKeeper traffic decoded",
+            "444 TCP packets, none of them on the selected ports (--port 9999)",
+            "busiest TCP ports: 2181 (444 packets)",
+            "--port 2181",
+            "--protocol auto",
+        ] {
+            assert!(err.contains(want), "{cmd}: no {want:?} in\n{err}");
+        }
+        // the note ends stderr, after the summary
+        assert!(
+            err.trim_end().ends_with("--protocol auto`.")
+                || err.trim_end().ends_with("--protocol auto."),
+            "{cmd}: {err}"
+        );
+        // -q keeps the note
+        let out = zkscope(&[cmd, "-q", "-r", &f, "--port", "9999"]);
+        assert_eq!(out.status.code(), Some(3), "{cmd}");
+        assert!(text(&out.stderr).contains("busiest TCP ports"), "{cmd}");
+        assert_eq!(
+            zkscope(&[cmd, "-q", "-r", &f]).status.code(),
+            Some(0),
+            "{cmd}"
+        );
+        let help = text(&zkscope(&[cmd, "--help"]).stdout);
+        assert!(
+            help.contains("3 no ZooKeeper traffic"),
+            "{cmd} --help:\n{help}"
+        );
+    }
+    // the ensemble decoders: none on the election port; elections: client traffic only
+    let out = zkscope(&["dump", "-r", &f, "--protocol", "fle"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("none of them on the selected ports (--protocol fle: port 3888)"),
+        "{err}"
+    );
+    let out = zkscope(&["elections", "-r", &f]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("no election or quorum traffic decoded"),
+        "{err}"
+    );
+    assert!(err.contains("client traffic only (166 requests)"), "{err}");
+    assert!(text(&zkscope(&["elections", "--help"]).stdout).contains("3 no ZooKeeper traffic"));
+    let omni = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/zktraffic/omni.pcap");
+    let out = zkscope(&["elections", "-q", "-r", omni.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // traffic on the selected port that is not ZooKeeper's
+    let redis = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/other");
+    let redis = std::fs::read_dir(&redis)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.to_string_lossy().contains("redis") && p.extension().is_some_and(|e| e == "pcap")
+        })
+        .expect("a Redis capture in fixtures/other");
+    let out = zkscope(&["count", "-r", redis.to_str().unwrap(), "--port", "6379"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("on the selected ports (--port 6379), but none decoded as ZooKeeper"),
+        "{err}"
+    );
+}
+
+/// A capture cut by its snap length says so before anything else, with the snap length, the
+/// cost and the fix.
+#[test]
+fn snap_length_is_said_first() {
+    let dir = TempDir::new("first-hour-snap");
+    let cut = dir.join("s96.pcap");
+    std::fs::write(
+        &cut,
+        snap_cut(&std::fs::read(fixture("zk38-session.pcap")).unwrap(), 96),
+    )
+    .unwrap();
+    let cut = cut.to_str().unwrap();
+    for cmd in ["dump", "count", "digest"] {
+        let out = zkscope(&[cmd, "-r", cut]);
+        let err = text(&out.stderr);
+        let first = err.lines().next().unwrap_or_default();
+        for want in [
+            "WARNING",
+            "cut at 96 bytes",
+            "replies lose",
+            "paths are cut",
+            "tcpdump -s 0",
+        ] {
+            assert!(
+                first.contains(want),
+                "{cmd}: no {want:?} on the first line of\n{err}"
+            );
+        }
+        assert!(
+            err.contains("snap length 96 bytes: 147 packets cut"),
+            "{cmd}: {err}"
+        );
+        let whole = zkscope(&[cmd, "-r", &session()]);
+        assert!(!text(&whole.stderr).contains("WARNING"), "{cmd}");
+    }
+}
+
+/// The records of a classic little-endian pcap cut to `snap` bytes, as `tcpdump -s` does.
+fn snap_cut(data: &[u8], snap: usize) -> Vec<u8> {
+    let mut out = data[..24].to_vec();
+    out[16..20].copy_from_slice(&(snap as u32).to_le_bytes());
+    let mut i = 24;
+    while i + 16 <= data.len() {
+        let incl = u32::from_le_bytes(data[i + 8..i + 12].try_into().unwrap()) as usize;
+        let keep = incl.min(snap);
+        out.extend_from_slice(&data[i..i + 8]);
+        out.extend_from_slice(&(keep as u32).to_le_bytes());
+        out.extend_from_slice(&data[i + 12..i + 16]);
+        out.extend_from_slice(&data[i + 16..i + 16 + keep]);
+        i += 16 + incl;
+    }
+    out
+}
+
+/// `--summary-format json`: one object, the last line of stderr, the same fields in every
+/// command.
+#[test]
+fn summary_as_json() {
+    let f = session();
+    let mut keys = None;
+    for cmd in ["dump", "count", "latency", "digest", "elections"] {
+        let out = zkscope(&[cmd, "-r", &f, "--summary-format", "json"]);
+        let v = json_summary(&out);
+        assert_eq!(v["command"], cmd);
+        assert_eq!(v["packets"]["packets"], 444, "{cmd}");
+        assert_eq!(v["tcp"]["flows_opened"], 13, "{cmd}");
+        assert_eq!(v["requests"]["counted"], 163, "{cmd}");
+        assert_eq!(v["requests"]["pings"], 3, "{cmd}");
+        assert_eq!(v["requests"]["connects"], 11, "{cmd}");
+        assert_eq!(v["client"]["replies"], 166, "{cmd}");
+        let found = cmd != "elections";
+        assert_eq!(v["zookeeper_traffic"], found, "{cmd}");
+        assert_eq!(v["exit_status"], if found { 0 } else { 3 }, "{cmd}");
+        assert_eq!(out.status.code(), Some(if found { 0 } else { 3 }), "{cmd}");
+        let k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys.get_or_insert_with(|| k.clone()), &k, "{cmd}");
+        // no text summary
+        assert!(!text(&out.stderr).contains("--- zkscope summary"), "{cmd}");
+    }
+    let v = json_summary(&zkscope(&[
+        "count",
+        "-p",
+        "-r",
+        &f,
+        "--summary-format",
+        "json",
+    ]));
+    assert_eq!(v["requests"]["counted"], 166);
+    let v = json_summary(&zkscope(&[
+        "count",
+        "-r",
+        &f,
+        "--port",
+        "9999",
+        "--summary-format",
+        "json",
+    ]));
+    assert_eq!(v["zookeeper_traffic"], false);
+    assert_eq!(v["unselected_ports"][0]["port"], 2181);
+    assert!(v["no_traffic_note"]
+        .as_str()
+        .unwrap()
+        .contains("busiest TCP ports"));
+}
+
+/// `-w FILE` keeps the packets read: decoding the copy gives the same output, from a file and
+/// from a live capture. The live part needs root (capture on lo).
+#[test]
+fn write_keeps_the_packets() {
+    let dir = TempDir::new("first-hour-write");
+    let f = session();
+    let copy = dir.join("copy.pcap");
+    let c = copy.to_str().unwrap();
+    let direct = zkscope(&["dump", "-q", "-r", &f, "--format", "json", "-w", c]);
+    assert!(direct.status.success(), "{}", text(&direct.stderr));
+    let again = zkscope(&["dump", "-q", "-r", c, "--format", "json"]);
+    assert!(!direct.stdout.is_empty());
+    assert_eq!(text(&again.stdout), text(&direct.stdout));
+    let out = zkscope(&["count", "-r", &f, "-w", c]);
+    assert!(
+        text(&out.stderr).contains(&format!("written     444 packets to {c}")),
+        "{}",
+        text(&out.stderr)
+    );
+    // a path that cannot be written fails before reading
+    let out = zkscope(&["count", "-r", &f, "-w", "/nonexistent/x.pcap"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/x.pcap"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // live: a four-letter word on a port of our own
+    let port = free_port();
+    let live_copy = dir.join("live.pcap");
+    let live = support::ZkscopeLive::on_port(port, &["-w", live_copy.to_str().unwrap()]);
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut cmd = [0u8; 4];
+        s.read_exact(&mut cmd).unwrap();
+        s.write_all(b"imok").unwrap();
+    });
+    {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(b"ruok").unwrap();
+        let mut reply = String::new();
+        c.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, "imok");
+    }
+    server.join().unwrap();
+    let out = live.stop();
+    assert!(
+        out.messages.iter().any(|m| m["command"] == "ruok"),
+        "{:?}\n{}",
+        out.messages,
+        out.stderr
+    );
+    let p = port.to_string();
+    let again = zkscope(&[
+        "dump",
+        "-q",
+        "-r",
+        live_copy.to_str().unwrap(),
+        "--port",
+        &p,
+        "--format",
+        "json",
+    ]);
+    let back: Vec<Value> = text(&again.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(back, out.messages);
+}
+
+/// One definition of "requests" (pings and connects left out unless -p): the summary, count
+/// and digest agree, on a generated capture and a real one.
+#[test]
+fn the_same_request_totals_everywhere() {
+    let g = generated::generate("first-hour", &["-n", "3000", "--seed", "3"]);
+    assert!(g.truth.is_object());
+    let gen = g.pcap.to_string_lossy().into_owned();
+    for f in [gen.as_str(), session().as_str()] {
+        for pings in [false, true] {
+            let p: &[&str] = if pings { &["-p"] } else { &[] };
+            let run = |cmd: &str, extra: &[&str]| {
+                let mut args = vec![cmd, "-r", f, "--summary-format", "json"];
+                args.extend_from_slice(p);
+                args.extend_from_slice(extra);
+                zkscope(&args)
+            };
+            let count = run("count", &["-g", "op", "--format", "json"]);
+            let summary = json_summary(&count)["requests"]["counted"]
+                .as_u64()
+                .unwrap();
+            let rows: Vec<Value> = serde_json::from_slice(&count.stdout).unwrap();
+            let kinds = json_summary(&count)["note"].as_str().unwrap().to_string();
+            let counted: u64 = rows
+                .iter()
+                .filter(|r| r["op"] != "connect" && !is_4lw(r["op"].as_str().unwrap()))
+                .map(|r| r["count"].as_u64().unwrap())
+                .sum();
+            let digest: Value =
+                serde_json::from_slice(&run("digest", &["--format", "json"]).stdout).unwrap();
+            let dcalls = digest["header"]["calls"].as_u64().unwrap();
+            assert_eq!(
+                (counted, dcalls),
+                (summary, summary),
+                "{f} -p={pings}: {kinds}"
+            );
+            assert!(kinds.contains(&format!(": {summary} requests")), "{kinds}");
+            let dump = run("dump", &[]);
+            assert_eq!(json_summary(&dump)["requests"]["counted"], summary);
+        }
+    }
+}
+
+fn is_4lw(op: &str) -> bool {
+    op.len() == 4
+        && op.chars().all(|c| c.is_ascii_lowercase())
+        && !["sync", "auth", "ping", "multi"].contains(&op)
+}
+
+/// `--help` as (heading, long option or short flag) pairs, in order.
+fn help_headings(cmd: &str) -> Vec<(String, String)> {
+    let out = zkscope(&[cmd, "--help"]);
+    let mut heading = String::new();
+    let mut v = Vec::new();
+    for line in text(&out.stdout).lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            heading = line.trim_end_matches(':').to_string();
+        } else if let Some(rest) = line.strip_prefix("  ").map(str::trim_start) {
+            // "-r, --read <FILE>", "--port <PORT>", "-n": the long name, else the short one
+            let first = line.len() - rest.len() <= 6 && rest.starts_with('-');
+            if first {
+                let name = rest
+                    .split([',', ' '])
+                    .map(str::trim)
+                    .find(|w| w.starts_with("--"))
+                    .or_else(|| rest.split([',', ' ']).next())
+                    .unwrap_or_default();
+                v.push((heading.clone(), name.to_string()));
+            }
+        }
+    }
+    v
+}
+
+/// `--help` groups options under headings that fit them, the same in every command: dump's
+/// output options are not under "Ensemble protocols", and an option shared by several commands
+/// sits under one heading everywhere (except the few whose meaning differs by command).
+#[test]
+fn help_headings_fit_and_agree() {
+    let commands = ["dump", "count", "latency", "digest", "elections"];
+    let all: Vec<(&str, Vec<(String, String)>)> =
+        commands.iter().map(|c| (*c, help_headings(c))).collect();
+    let heading_of = |cmd: &str, opt: &str| -> String {
+        let h = &all.iter().find(|(c, _)| *c == cmd).unwrap().1;
+        h.iter()
+            .find(|(_, o)| o == opt)
+            .map(|(h, _)| h.clone())
+            .unwrap_or_else(|| panic!("{cmd} --help has no {opt}: {h:?}"))
+    };
+    for opt in [
+        "--unpaired",
+        "--slow",
+        "--show",
+        "--format",
+        "--color",
+        "--date",
+    ] {
+        assert_eq!(heading_of("dump", opt), "Output", "dump {opt}");
+    }
+    assert_eq!(heading_of("dump", "--protocol"), "Ensemble protocols");
+    assert_eq!(heading_of("elections", "--fle-port"), "Ensemble protocols");
+    for cmd in ["count", "latency", "digest"] {
+        for opt in ["--since", "--until", "--duration"] {
+            assert_eq!(heading_of(cmd, opt), "Time window", "{cmd} {opt}");
+        }
+    }
+    for cmd in commands {
+        assert_eq!(heading_of(cmd, "--read"), "Input", "{cmd}");
+        assert_eq!(heading_of(cmd, "--port"), "Selection", "{cmd}");
+        assert_eq!(heading_of(cmd, "--summary-format"), "Summary", "{cmd}");
+        assert_eq!(heading_of(cmd, "--write"), "Input", "{cmd}");
+    }
+    // one heading per shared option
+    let differs = [
+        "--count",
+        "--slow",
+        "--group-by",
+        "--sort-by",
+        "--aggregation-depth",
+    ];
+    let mut seen: std::collections::BTreeMap<String, (String, &str)> = Default::default();
+    for (cmd, h) in &all {
+        for (heading, opt) in h {
+            if differs.contains(&opt.as_str()) || heading == "Options" {
+                continue;
+            }
+            let (first, by) = seen.entry(opt.clone()).or_insert((heading.clone(), cmd));
+            assert_eq!(
+                heading, first,
+                "{opt}: under {heading:?} in {cmd}, {first:?} in {by}"
+            );
+        }
+    }
+    assert!(seen.contains_key("--include-pings") && seen.contains_key("--max-frame"));
+}
+
+/// `--since/--until/--duration` are one option group: the same help text in every command.
+#[test]
+fn time_window_options_are_one_group() {
+    let block = |cmd: &str| -> String {
+        let help = text(&zkscope(&[cmd, "--help"]).stdout);
+        let start = help
+            .find("Time window:\n")
+            .unwrap_or_else(|| panic!("{cmd}: {help}"));
+        let mut entries: Vec<Vec<&str>> = Vec::new();
+        for line in help[start..].lines().skip(1) {
+            if !line.is_empty() && !line.starts_with(' ') {
+                break;
+            }
+            if line.starts_with("      --") || line.starts_with("  -") {
+                entries.push(Vec::new());
+            }
+            if let Some(e) = entries.last_mut() {
+                e.push(line);
+            }
+        }
+        entries
+            .into_iter()
+            .filter(|e| {
+                ["--since", "--until", "--duration"]
+                    .iter()
+                    .any(|o| e[0].trim_start().starts_with(o))
+            })
+            .map(|e| e.join("\n"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let count = block("count");
+    for o in ["--since", "--until", "--duration", "wall clock"] {
+        assert!(count.contains(o), "{o}: {count}");
+    }
+    assert_eq!(block("latency"), count);
+    assert_eq!(block("digest"), count);
+}
+
+/// A reply (or handshake answer) cut inside its header by the snap length has no error code:
+/// `err=?` in text, `err` null and `err_name` "unknown" in JSON, neither OK nor an error in
+/// count and digest (nor a session expiration).
+#[test]
+fn cut_replies_have_no_error_code() {
+    let dir = TempDir::new("first-hour-cut-err");
+    let cut = dir.join("s80.pcap");
+    std::fs::write(
+        &cut,
+        snap_cut(&std::fs::read(fixture("zk38-session.pcap")).unwrap(), 80),
+    )
+    .unwrap();
+    let cut = cut.to_str().unwrap();
+    let json = text(&zkscope(&["dump", "-q", "-r", cut, "--format", "json"]).stdout);
+    let replies: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|m| m["dir"] == "reply" && m["type"] != "ConnectReply")
+        .collect();
+    let unknown: Vec<&Value> = replies.iter().filter(|m| m["err"].is_null()).collect();
+    assert!(unknown.len() > 50, "{} of {}", unknown.len(), replies.len());
+    for m in &unknown {
+        assert_eq!(m["err_name"], "unknown", "{m}");
+        assert_eq!(m["cut"], true, "{m}");
+    }
+    // whole headers keep their code
+    assert!(replies
+        .iter()
+        .all(|m| m["err"].is_null() || m["err_name"] != "unknown"));
+    let txt = text(&zkscope(&["dump", "-q", "-p", "-r", cut]).stdout);
+    assert_eq!(txt.matches(" err=? ").count(), unknown.len(), "{txt}");
+    assert!(!txt.contains("err=OK latency") || txt.matches("err=OK").count() < 5);
+    // count: an "unknown" row, not in the errors column
+    let rows: Vec<Value> = serde_json::from_slice(
+        &zkscope(&["count", "-q", "-r", cut, "-g", "error", "--format", "json"]).stdout,
+    )
+    .unwrap();
+    let row = |e: &str| rows.iter().find(|r| r["error"] == e).cloned();
+    let u = row("unknown").expect("an unknown row");
+    assert_eq!(u["errors"], 0);
+    assert!(u["count"].as_u64().unwrap() as usize >= unknown.len());
+    assert!(row("SESSIONEXPIRED").is_none(), "{rows:?}");
+    let ok = row("OK").map_or(0, |r| r["count"].as_u64().unwrap());
+    assert!(ok < 5, "{rows:?}");
+    // digest: no errors, no expirations
+    let d: Value =
+        serde_json::from_slice(&zkscope(&["digest", "-q", "-r", cut, "--format", "json"]).stdout)
+            .unwrap();
+    assert_eq!(d["header"]["errors"], 0, "{}", d["header"]);
+    assert_eq!(d["sessions"]["expirations"], 0, "{}", d["sessions"]);
 }

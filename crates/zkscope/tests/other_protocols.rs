@@ -21,7 +21,14 @@ fn auto_finds_no_zookeeper_in_other_protocols() {
             &["--protocol", "auto", "-p"][..],
         ] {
             let d = zkscope_dump_file(&pcap, extra);
-            assert!(d.success, "{name}: {}", d.stderr);
+            // no ZooKeeper: exit status 3 and a note naming the busiest port
+            assert!(!d.success, "{name}: {}", d.stderr);
+            assert!(
+                d.stderr.contains("no ZooKeeper traffic decoded")
+                    && d.stderr.contains("busiest TCP ports"),
+                "{name}: {}",
+                d.stderr
+            );
             assert!(d.bad_lines.is_empty(), "{name}: {:?}", d.bad_lines);
             assert!(
                 d.messages.is_empty(),

@@ -256,9 +256,23 @@ code_newtype! {
 }
 
 impl ErrCode {
+    /// Not a ZooKeeper code: the reply was cut inside its header (snap length, a gap), so its
+    /// error code was not captured. Neither OK nor an error.
+    pub const NOT_CAPTURED: ErrCode = ErrCode(i32::MIN);
+
     /// True for 0.
     pub fn is_ok(self) -> bool {
         self.0 == 0
+    }
+
+    /// True for a code the server sent that is not OK ([`ErrCode::NOT_CAPTURED`] is not).
+    pub fn is_error(self) -> bool {
+        self.0 != 0 && self != ErrCode::NOT_CAPTURED
+    }
+
+    /// False for [`ErrCode::NOT_CAPTURED`].
+    pub fn is_captured(self) -> bool {
+        self != ErrCode::NOT_CAPTURED
     }
 }
 

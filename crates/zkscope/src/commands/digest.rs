@@ -18,11 +18,10 @@ use zkscope_capture::ensemble::Mode;
 use zkscope_capture::packet::Timestamp;
 use zkscope_capture::pipeline::Finished;
 
-use crate::args::{InputArgs, Protocol, ProtocolArgs};
+use crate::args::{InputArgs, Protocol, ProtocolArgs, WindowArgs};
 use crate::input::{run_client, run_ensemble};
 use crate::output::digest::{OrderBy, Report};
 use crate::output::emit;
-use crate::output::summary::print_ensemble_summary;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,7 +35,7 @@ pub enum DigestFormat {
 /// Options of `zkscope digest`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "A class is an operation and a normalised path: sequential suffixes \
+    after_help = concat!("A class is an operation and a normalised path: sequential suffixes \
 fold to -N (lock-0000000012 → lock-N) and --aggregation-depth cuts paths. Pings are counted, \
 not classified. V/M is the variance-to-mean ratio of the latency in milliseconds. \
 With --protocol auto the report adds election rounds and quorum traffic (whole capture, \
@@ -45,8 +44,9 @@ Examples:\n  zkscope digest -r capture.pcap\n  \
 zkscope digest -r ensemble.pcap --protocol auto\n  \
 zkscope digest -r capture.pcap --order-by calls --limit 20 --aggregation-depth 2\n  \
 zkscope digest -i any --duration 60s --format json\n  \
-zkscope digest -r capture.pcap --since 10s --until '2026-11-22 16:05:00'"
-)]
+zkscope digest -r capture.pcap --since 10s --until '2026-11-22 16:05:00'\n\n",
+    exit_status_help!()
+))]
 pub struct DigestArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -60,31 +60,31 @@ pub struct DigestArgs {
         visible_alias = "depth",
         value_name = "D",
         default_value_t = 0,
-        help_heading = "Report"
+        help_heading = "Grouping"
     )]
     pub aggregation_depth: usize,
 
     /// How paths fold into classes: all (numbers, sequential suffixes, UUIDs, hex ids, hosts
     /// and ports, HBase server names, Kafka topics, Solr collections… like pt-query-digest's
     /// fingerprints; each class says which rules folded it), sequential, or none.
-    #[arg(long, value_enum, default_value = "all", help_heading = "Report")]
+    #[arg(long, value_enum, default_value = "all", help_heading = "Grouping")]
     pub fold: crate::commands::stats::FoldArg,
 
     /// Pings are a class too (otherwise only counted, in the header).
-    #[arg(short = 'p', long = "include-pings", help_heading = "Report")]
+    #[arg(short = 'p', long = "include-pings", help_heading = "Selection")]
     pub include_pings: bool,
 
     /// Paths as they are (same as --fold none).
-    #[arg(long = "no-fold-sequential", help_heading = "Report")]
+    #[arg(long = "no-fold-sequential", help_heading = "Grouping")]
     pub no_fold_sequential: bool,
 
     /// Your own folding rule, REGEX=REPLACEMENT (repeatable, applied first, in order; $1
     /// refers to a group): --normalize 'tenant-[^/]+=tenant-{t}'.
-    #[arg(long, value_name = "REGEX=REPLACEMENT", value_parser = zkscope_analysis::UserRule::parse, help_heading = "Report")]
+    #[arg(long, value_name = "REGEX=REPLACEMENT", value_parser = zkscope_analysis::UserRule::parse, help_heading = "Grouping")]
     pub normalize: Vec<zkscope_analysis::UserRule>,
 
     /// Classes with a detailed block (the profile lists the same; the rest is one MISC row).
-    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Report")]
+    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Output")]
     pub limit: usize,
 
     /// Rank classes by this.
@@ -92,25 +92,16 @@ pub struct DigestArgs {
         long = "order-by",
         value_enum,
         default_value = "total",
-        help_heading = "Report"
+        help_heading = "Output"
     )]
     pub order_by: OrderBy,
-
-    /// Only calls from this time: a timestamp (2026-11-22 16:05:00[.123], RFC 3339, epoch
-    /// seconds; UTC) or a duration after the first message (30s, 2m).
-    #[arg(long, value_name = "TIME", help_heading = "Report")]
-    pub since: Option<String>,
-
-    /// Only calls before this time (same forms as --since).
-    #[arg(long, value_name = "TIME", help_heading = "Report")]
-    pub until: Option<String>,
 
     /// Distinct classes kept; later ones are folded into "(other)".
     #[arg(
         long = "max-classes",
         value_name = "N",
         default_value_t = 10_000,
-        help_heading = "Report"
+        help_heading = "Grouping"
     )]
     pub max_classes: usize,
 
@@ -119,14 +110,12 @@ pub struct DigestArgs {
         long = "max-values",
         value_name = "N",
         default_value_t = 1_000,
-        help_heading = "Report"
+        help_heading = "Grouping"
     )]
     pub max_values: usize,
 
-    /// Stop after this long (e.g. 30s, 5m): on the capture clock from the first message for a
-    /// file, on the wall clock from the start for a live capture (packets or not).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "When to stop")]
-    pub duration: Option<i64>,
+    #[command(flatten)]
+    pub window: WindowArgs,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
@@ -176,7 +165,7 @@ pub fn parse_time(s: &str) -> Result<TimeBound> {
 
 /// Runs `zkscope digest`.
 pub fn run(mut args: DigestArgs) -> Result<ExitCode> {
-    args.input.set_duration(args.duration);
+    args.input.set_duration(args.window.duration);
     let cfg = DigestConfig {
         paths: PathNorm {
             depth: args.aggregation_depth,
@@ -193,9 +182,9 @@ pub fn run(mut args: DigestArgs) -> Result<ExitCode> {
         ),
         max_classes: args.max_classes.max(1),
         max_values: args.max_values.max(1),
-        since: args.since.as_deref().map(parse_time).transpose()?,
-        until: args.until.as_deref().map(parse_time).transpose()?,
-        duration_ns: args.duration.filter(|&d| d > 0),
+        since: args.window.since.as_deref().map(parse_time).transpose()?,
+        until: args.window.until.as_deref().map(parse_time).transpose()?,
+        duration_ns: args.window.duration.filter(|&d| d > 0),
         include_pings: args.include_pings,
         ..DigestConfig::default()
     };
@@ -220,6 +209,8 @@ pub fn run(mut args: DigestArgs) -> Result<ExitCode> {
                 counters: run.counters,
                 discovered: run.discovered,
                 read_error: run.read_error,
+                ports: run.ports,
+                writer: run.writer,
             };
             (run, Some(ensemble))
         }
@@ -246,19 +237,12 @@ pub fn run(mut args: DigestArgs) -> Result<ExitCode> {
             s
         }
     };
-    let quiet = args.input.quiet;
-    let code = emit(&mut run, quiet, text.as_bytes(), None)?;
-    if let Some(stats) = run
-        .counters
-        .ensemble
-        .as_ref()
-        .filter(|_| ensemble.is_some())
-    {
-        if !quiet {
-            print_ensemble_summary(stats, &run.discovered);
-        }
-    }
-    Ok(code)
+    let end = args.input.end(
+        "digest",
+        args.input.expect(&args.protocols, true),
+        args.include_pings,
+    );
+    emit(&mut run, &end, text.as_bytes())
 }
 
 #[cfg(test)]

@@ -12,16 +12,18 @@ use crate::args::{InputArgs, Protocol, ProtocolArgs, TimeArgs};
 use crate::commands::stats::{dump_compat, CompatArgs};
 use crate::input::{run_client, run_ensemble};
 use crate::output::client::{PrintOptions, Printer};
+use crate::output::end::finish;
 use crate::output::ensemble::{ServerPrintOptions, ServerPrinter, SharedOut};
-use crate::output::summary::{print_ensemble_summary, print_summary};
 use crate::output::Format;
 
 /// Options of `zkscope dump`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  zkscope dump -r capture.pcap\n  zkscope dump -i any --port 2181 --format json | jq .\n  tcpdump -i eth0 -w - port 2181 | zkscope dump -r -"
+    after_help = concat!(
+        "Examples:\n  zkscope dump -r capture.pcap\n  zkscope dump -i any --port 2181 --format json | jq .\n  tcpdump -i eth0 -w - port 2181 | zkscope dump -r -\n  zkscope dump -i any -w session.pcap port 2181   # keep the packets too\n\n",
+        exit_status_help!()
+    )
 )]
-#[command(next_help_heading = "Output")]
 pub struct DumpArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -30,46 +32,57 @@ pub struct DumpArgs {
     pub protocols: ProtocolArgs,
 
     /// Print messages in arrival order instead of each request with its reply.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub unpaired: bool,
 
     /// A slow-request log: print only requests whose reply took longer than this (e.g. 50ms),
     /// each with its reply.
-    #[arg(long, value_name = "DURATION", value_parser = zkscope_analysis::fmt::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = zkscope_analysis::fmt::parse_duration, help_heading = "Output")]
     pub slow: Option<i64>,
 
     /// Show pings (text output hides them; JSON always has every message).
-    #[arg(short = 'p', long = "include-pings")]
+    #[arg(short = 'p', long = "include-pings", help_heading = "Selection")]
     pub include_pings: bool,
 
     /// Stop after N lines (JSON: objects), like tcpdump's -c.
-    #[arg(short = 'c', long = "count", value_name = "N")]
+    #[arg(short = 'c', long = "count", value_name = "N", help_heading = "Output")]
     pub count: Option<u64>,
 
     /// Colours in text output: error replies red, slow ones (--slow, else 100ms) yellow.
     /// auto: when standard output is a terminal and NO_COLOR is not set.
-    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN",
+        help_heading = "Output"
+    )]
     pub color: ColorWhen,
 
     /// Also give each connection a stable colour (when colours are on).
-    #[arg(long = "conn-colors", alias = "colors")]
+    #[arg(long = "conn-colors", alias = "colors", help_heading = "Output")]
     pub conn_colors: bool,
 
     /// Hex-dump frames that could not be decoded.
-    #[arg(long = "dump-bad-packet")]
+    #[arg(long = "dump-bad-packet", help_heading = "Output")]
     pub dump_bad_packet: bool,
 
     /// Every decoded field of each message, one per line (Stat, ACLs, children, multi ops,
     /// znode data…).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub show: bool,
 
     /// --show: znode data bytes shown at most (text when it is text, else hex).
-    #[arg(long = "max-data", value_name = "BYTES", default_value_t = 256)]
+    #[arg(
+        long = "max-data",
+        value_name = "BYTES",
+        default_value_t = 256,
+        help_heading = "Output"
+    )]
     pub max_data: usize,
 
     /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
     pub format: Format,
 
     #[command(flatten)]
@@ -143,18 +156,16 @@ pub fn run(args: DumpArgs) -> Result<ExitCode> {
     run.consumer.flush();
     let broken_pipe =
         matches!(&run.consumer.error, Some(e) if e.kind() == io::ErrorKind::BrokenPipe);
-    if !broken_pipe && !args.input.quiet {
-        print_summary(&run.counters);
-    }
+    let end = args
+        .input
+        .end("dump", args.input.expect_client(true), args.include_pings);
+    let code = finish(&mut run, &end, broken_pipe)?;
     if let Some(e) = run.consumer.error.take() {
         if !broken_pipe {
             return Err(e).context("cannot write output");
         }
     }
-    if let Some(e) = run.read_error {
-        return Err(e.into());
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// `zkscope dump --protocol fle|zab|auto`: client messages and election/quorum messages go to
@@ -179,19 +190,16 @@ fn dump_ensemble(args: DumpArgs, mode: Mode) -> Result<ExitCode> {
     Consumer::flush(server);
     let error = client.error.take().or_else(|| server.error.take());
     let broken_pipe = matches!(&error, Some(e) if e.kind() == io::ErrorKind::BrokenPipe);
-    if !broken_pipe && !args.input.quiet {
-        print_summary(&run.counters);
-        if let Some(ensemble) = &run.counters.ensemble {
-            print_ensemble_summary(ensemble, &run.discovered);
-        }
-    }
+    let end = args.input.end(
+        "dump",
+        args.input.expect(&args.protocols, true),
+        args.include_pings,
+    );
+    let code = finish(&mut run, &end, broken_pipe)?;
     if let Some(e) = error {
         if !broken_pipe {
             return Err(e).context("cannot write output");
         }
     }
-    if let Some(e) = run.read_error {
-        return Err(e.into());
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

@@ -15,29 +15,40 @@ use zkscope_capture::pipeline::{Consumer, Event};
 
 use crate::args::{InputArgs, Protocol, ProtocolArgs, TimeArgs};
 use crate::input::run_ensemble;
-use crate::output::summary::{print_ensemble_summary, print_summary};
+use crate::output::end::{finish, Expect};
 use crate::output::time::TimeFormat;
 use crate::output::Format;
 
 /// Options of `zkscope elections`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  zkscope elections -r ensemble.pcap\n  zkscope elections -i lo --format json | jq '.[] | {leader, start_ts, end_ts}'"
+    after_help = concat!(
+        "Examples:\n  zkscope elections -r ensemble.pcap\n  zkscope elections -i lo --format json | jq '.[] | {leader, start_ts, end_ts}'\n\n",
+        exit_status_help!()
+    )
 )]
 pub struct ElectionsArgs {
     #[command(flatten)]
     pub input: InputArgs,
 
     /// An election (FLE) port (repeatable; discovered from the traffic otherwise).
-    #[arg(long = "fle-port", value_name = "PORT")]
+    #[arg(
+        long = "fle-port",
+        value_name = "PORT",
+        help_heading = "Ensemble protocols"
+    )]
     pub fle_ports: Vec<u16>,
 
     /// A quorum (ZAB) port (repeatable; discovered from the traffic otherwise).
-    #[arg(long = "zab-port", value_name = "PORT")]
+    #[arg(
+        long = "zab-port",
+        value_name = "PORT",
+        help_heading = "Ensemble protocols"
+    )]
     pub zab_ports: Vec<u16>,
 
     /// Output format: text, or a JSON array of rounds.
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
     pub format: Format,
 
     #[command(flatten)]
@@ -220,20 +231,13 @@ pub fn run(args: ElectionsArgs) -> Result<ExitCode> {
             return Err(e).context("cannot write output");
         }
     }
-    if !args.input.quiet {
-        print_summary(&run.counters);
-        if let Some(ensemble) = &run.counters.ensemble {
-            print_ensemble_summary(ensemble, &run.discovered);
-        }
-        if tracker.unknown_senders > 0 {
-            note!(
-                "elections   {} notifications from servers whose id is unknown were left out",
-                tracker.unknown_senders
-            );
-        }
-    }
-    if let Some(e) = run.read_error {
-        return Err(e.into());
-    }
-    Ok(ExitCode::SUCCESS)
+    let unknown = (tracker.unknown_senders > 0).then(|| {
+        format!(
+            "elections   {} notifications from servers whose id is unknown were left out",
+            tracker.unknown_senders
+        )
+    });
+    let mut end = args.input.end("elections", Expect::Elections, false);
+    end.note = unknown.as_deref();
+    finish(&mut run, &end, false)
 }

@@ -15,11 +15,11 @@ use clap::Args;
 use zkscope_analysis::compat::{latency_config, latency_table, ArrivalCounter, CompatGroup};
 use zkscope_analysis::fmt::{fit_widths, human_us, parse_duration, truncate, truncate_middle};
 use zkscope_analysis::{
-    sort_rows, Aggregator, ClassOptions, Column, Config, Filter, Fold, GroupKey, PathNorm, Row,
-    Summary, UserRule,
+    sort_rows, Aggregator, ClassOptions, Column, Config, Filter, Fold, GroupKey, Kinds, PathNorm,
+    Row, Summary, UserRule,
 };
 
-use crate::args::InputArgs;
+use crate::args::{InputArgs, WindowArgs};
 use crate::input::run_client;
 use crate::output::emit;
 
@@ -52,12 +52,13 @@ pub enum TableFormat {
 /// Options of `zkscope count` and `zkscope latency`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Group keys: path, type, op, client, client_ip, session, auth, server, error.\n\
+    after_help = concat!("Group keys: path, type, op, client, client_ip, session, auth, server, error.\n\
 Sort columns: count, errors, no_reply, slow, avg, p50, p95, p99, p999, max, or a group key.\n\n\
 Examples:\n  zkscope count -r capture.pcap --group-by type,path --top 20\n  \
 zkscope latency -i any --duration 30s --group-by op --slow 50ms\n  \
-zkscope latency -r capture.pcap --group-by client_ip --sort-by p99 --format json"
-)]
+zkscope latency -r capture.pcap --group-by client_ip --sort-by p99 --format json\n\n",
+    exit_status_help!()
+))]
 pub struct StatsArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -107,7 +108,7 @@ pub struct StatsArgs {
     pub events: bool,
 
     /// Count pings too (left out by default, as in dump and digest).
-    #[arg(short = 'p', long = "include-pings", help_heading = "Grouping")]
+    #[arg(short = 'p', long = "include-pings", help_heading = "Selection")]
     pub include_pings: bool,
 
     /// Pings are left out by default now; accepted for older command lines.
@@ -127,22 +128,11 @@ pub struct StatsArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Grouping")]
     pub slow: Option<i64>,
 
-    /// Stop after this long (e.g. 30s, 5m): on the capture clock from the first message for a
-    /// file, on the wall clock from the start for a live capture (packets or not).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "When to stop")]
-    pub duration: Option<i64>,
-
-    /// Only calls from this time: a timestamp (2026-11-22 16:05:00[.123], RFC 3339, epoch
-    /// seconds; UTC) or a duration after the first message (30s, 2m), as in digest.
-    #[arg(long, value_name = "TIME", help_heading = "When to stop")]
-    pub since: Option<String>,
-
-    /// Only calls before this time (same forms as --since).
-    #[arg(long, value_name = "TIME", help_heading = "When to stop")]
-    pub until: Option<String>,
+    #[command(flatten)]
+    pub window: WindowArgs,
 
     /// Stop after N calls.
-    #[arg(long, value_name = "N", help_heading = "When to stop")]
+    #[arg(long, value_name = "N", help_heading = "Time window")]
     pub count: Option<u64>,
 
     /// Sort by this column [default: count for `count`, p99 for `latency`].
@@ -290,7 +280,7 @@ pub(crate) fn class_options(
 
 /// Runs `zkscope count` or `zkscope latency`.
 pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
-    args.input.set_duration(args.duration);
+    args.input.set_duration(args.window.duration);
     let mut keys: Vec<GroupKey> = Vec::new();
     for k in &args.group_by {
         if !keys.contains(k) {
@@ -333,13 +323,15 @@ pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
             ..Filter::default()
         },
         limit: args.count.filter(|&n| n > 0),
-        duration_ns: args.duration.filter(|&d| d > 0),
+        duration_ns: args.window.duration.filter(|&d| d > 0),
         since: args
+            .window
             .since
             .as_deref()
             .map(crate::digest::parse_time)
             .transpose()?,
         until: args
+            .window
             .until
             .as_deref()
             .map(crate::digest::parse_time)
@@ -364,14 +356,10 @@ pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
         TableFormat::Csv => write_csv(&mut text, &cols, &rows),
     }?;
     let mut note = format!(
-        "zkscope: {} calls in {} groups (requests, handshakes, four-letter words{})",
+        "zkscope: {} calls in {} groups: {}",
         agg.recorded(),
         table.len(),
-        if args.include_pings {
-            ", pings"
-        } else {
-            "; pings left out: -p counts them"
-        }
+        kinds_text(&agg.kinds(), args.include_pings)
     );
     if agg.outside_window() > 0 {
         note.push_str(&format!(
@@ -385,7 +373,37 @@ pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
             table.folded, cfg.max_groups
         ));
     }
-    emit(&mut run, args.input.quiet, &text, Some(&note))
+    let command = match mode {
+        Mode::Count => "count",
+        Mode::Latency => "latency",
+    };
+    let mut end = args
+        .input
+        .end(command, args.input.expect_client(false), args.include_pings);
+    end.note = Some(&note);
+    emit(&mut run, &end, &text)
+}
+
+/// The calls by kind and what was left out, as the summary states its requests.
+fn kinds_text(k: &Kinds, include_pings: bool) -> String {
+    let mut s = format!("{} requests", k.requests);
+    if include_pings {
+        s.push_str(&format!(" ({} pings included)", k.pings));
+    }
+    s.push_str(&format!(
+        ", {} connects, {} four-letter words",
+        k.connects, k.four_letter_words
+    ));
+    if k.events > 0 {
+        s.push_str(&format!(", {} watch events", k.events));
+    }
+    if !include_pings {
+        s.push_str(&format!(
+            " (+{} pings not counted: -p counts them)",
+            k.pings_left_out
+        ));
+    }
+    s
 }
 
 /// Width of the text table: `COLUMNS`, else the terminal's, else 100.
@@ -611,7 +629,8 @@ pub fn dump_compat(
         for (key, n) in run.consumer.lines() {
             text.push_str(&format!("{key} {n}\n"));
         }
-        return emit(&mut run, input.quiet, text.as_bytes(), None);
+        let end = input.end("dump", input.expect_client(true), include_pings);
+        return emit(&mut run, &end, text.as_bytes());
     }
     let cfg = latency_config(
         group,
@@ -647,5 +666,6 @@ pub fn dump_compat(
         })
         .collect();
     let text = latency_table(group.name(), &data);
-    emit(&mut run, input.quiet, text.as_bytes(), None)
+    let end = input.end("dump", input.expect_client(true), include_pings);
+    emit(&mut run, &end, text.as_bytes())
 }

@@ -256,7 +256,7 @@ impl<W: Write> Printer<W> {
                         self.mark = 33;
                     }
                 }
-                if h.err.0 != 0 {
+                if h.err.is_error() {
                     self.mark = 31;
                 }
                 write_fields(&mut self.line, &reply.body, style, 4, skip);
@@ -435,6 +435,9 @@ struct ErrName(ErrCode);
 
 impl std::fmt::Display for ErrName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.0.is_captured() {
+            return f.write_str("?");
+        }
         match self.0.name() {
             Some(n) => f.write_str(n),
             None => write!(f, "{}", self.0 .0),
@@ -527,6 +530,9 @@ fn latency_us(from: Timestamp, to: Timestamp) -> f64 {
 }
 
 fn err_name(e: ErrCode) -> &'static str {
+    if !e.is_captured() {
+        return "unknown";
+    }
     e.name().unwrap_or("UNKNOWN")
 }
 
@@ -576,7 +582,8 @@ impl<W: Write> Printer<W> {
                 if h.zxid >= 0 {
                     j.value("zxid_hex", &Hex(h.zxid));
                 }
-                j.int("err", h.err.0.into());
+                // a reply cut inside its header: no error code (null), err_name "unknown"
+                j.opt_int("err", h.err.is_captured().then(|| h.err.0.into()));
                 j.name("err_name", err_name(h.err));
                 if let Some(p) = request {
                     if let Some(path) = p.path() {

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod digest;
+pub mod end;
 pub mod ensemble;
 pub mod fields;
 pub mod jsonline;
@@ -24,30 +25,17 @@ pub enum Format {
     Json,
 }
 
-/// Writes a report command's output, then (unless the output pipe was closed) the note and the
-/// end-of-run summary on stderr (unless `quiet`); a truncated input is an error after its
-/// packets were used.
-pub fn emit<C>(
-    run: &mut Finished<C>,
-    quiet: bool,
-    text: &[u8],
-    note: Option<&str>,
-) -> Result<ExitCode> {
+/// Writes a report command's output, then ends the run ([`end::finish`]: notes, summary,
+/// errors); a truncated input is an error after its packets were used.
+pub fn emit<C>(run: &mut Finished<C>, end: &end::End<'_>, text: &[u8]) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let written = out.write_all(text).and_then(|_| out.flush());
+    drop(out);
     let broken_pipe = matches!(&written, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
+    let code = end::finish(run, end, broken_pipe)?;
     if !broken_pipe {
-        if let Some(note) = note.filter(|_| !quiet) {
-            note!("{note}");
-        }
-        if !quiet {
-            summary::print_summary(&run.counters);
-        }
         written.context("cannot write output")?;
     }
-    if let Some(e) = run.read_error.take() {
-        return Err(e.into());
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

@@ -2,11 +2,46 @@
 
 use std::io::{self, Write};
 
+use zkscope_capture::client::ClientStats;
 use zkscope_capture::ensemble::{Discovery, EnsembleStats};
 use zkscope_capture::pipeline::Counters;
 
+/// Requests as count and digest count them: handshakes never (they are `connects`), pings
+/// only with `-p`.
+pub fn requests(c: &ClientStats, include_pings: bool) -> u64 {
+    if include_pings {
+        c.requests
+    } else {
+        c.requests.saturating_sub(c.pings)
+    }
+}
+
+/// What the request total leaves out, in words (empty when nothing).
+fn excluded(c: &ClientStats, include_pings: bool) -> String {
+    let mut parts = Vec::new();
+    if include_pings && c.pings > 0 {
+        parts.push(format!("{} pings included", c.pings));
+    }
+    let mut out = Vec::new();
+    if !include_pings && c.pings > 0 {
+        out.push(format!("+{} pings", c.pings));
+    }
+    if c.connects > 0 {
+        out.push(format!("{} connects", c.connects));
+    }
+    if !out.is_empty() {
+        parts.push(format!("{} not counted", out.join(", ")));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join("; "))
+    }
+}
+
 /// The end-of-run summary on stderr: packets, capture drops, TCP, messages, pairing, problems.
-pub fn print_summary(counters: &Counters) {
+/// Pings are among the requests only with `include_pings` (as in count and digest).
+pub fn print_summary(counters: &Counters, include_pings: bool) {
     let s = &counters.packets;
     let tcp = &counters.tcp;
     let c = &counters.client;
@@ -22,6 +57,13 @@ pub fn print_summary(counters: &Counters) {
         "packets     {} ({} bytes) over {:.3}s; not TCP {}, IP fragments {}, malformed {}, headers truncated {}, unsupported link type {}",
         s.packets, s.bytes, span, s.not_tcp, s.fragments, s.malformed, s.truncated_headers, s.unsupported_link
     );
+    if let Some(snap) = s.snaplen {
+        let _ = writeln!(
+            e,
+            "snap length {snap} bytes: {} packets cut (capture with tcpdump -s 0 to keep them whole)",
+            s.cut_packets
+        );
+    }
     if let Some(l) = live {
         let _ = writeln!(
             e,
@@ -43,8 +85,8 @@ pub fn print_summary(counters: &Counters) {
     );
     let _ = writeln!(
         e,
-        "messages    {} requests, {} replies, {} watch events, {} connects, {} connect replies, {} four-letter words, {} TLS connections",
-        c.requests, c.replies, c.events, c.connects, c.connect_replies, c.four_letter_words, c.tls_connections
+        "messages    {} requests{}, {} replies, {} watch events, {} connects, {} connect replies, {} four-letter words, {} TLS connections",
+        requests(c, include_pings), excluded(c, include_pings), c.replies, c.events, c.connects, c.connect_replies, c.four_letter_words, c.tls_connections
     );
     let _ = writeln!(
         e,
