@@ -19,6 +19,7 @@
 #   * wrk              – an HTTP load generator for `zkscope serve`'s load test
 #   * systemd          – systemd-analyze checks contrib/'s unit files
 #   * jq               – the README's examples pipe into it (tests/readme.rs runs them)
+#   * tmux             – a real terminal for `zkscope top`'s end-to-end tests
 #
 # Idempotent and quick when everything is already there: apt-get update and
 # apt-get install only run when a package is missing; pip only runs when the
@@ -45,6 +46,7 @@ fi
 pkgs=(libpcap-dev zookeeper tcpdump python3-venv ca-certificates
       python3-aiosmtpd prometheus-alertmanager openssl prometheus
       python3-prometheus-client wrk systemd jq)
+pkgs+=(tmux)
 if [ "${ZKSCOPE_SKIP_TSHARK:-0}" != "1" ]; then
     pkgs+=(tshark)
 fi
