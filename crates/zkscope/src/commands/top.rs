@@ -167,6 +167,9 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
             };
             let src = PacketSource::open_live(iface, opts, stop.flag())
                 .with_context(|| format!("cannot capture on {iface}"))?;
+            if batch {
+                note!("zkscope: listening on {iface} ({bpf})");
+            }
             (src, format!("live {iface}"))
         }
         _ => bail!("give a capture file (-r FILE) or an interface (-i IFACE)"),

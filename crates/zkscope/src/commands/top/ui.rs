@@ -289,10 +289,11 @@ fn priority(c: Col) -> u8 {
         Col::P99 => 60,
         Col::R2 => 50,
         Col::P50 => 40,
-        Col::Pending => 38,
+        // What the sessions view is for: before the 2 s rate and the median.
+        Col::Pending => 56,
+        Col::Timeout => 54,
+        Col::LastOp => 52,
         Col::R40 => 30,
-        Col::LastOp => 25,
-        Col::Timeout => 20,
         Col::Client => 15,
     }
 }
