@@ -173,7 +173,7 @@ fn replay_in_tmux_driven_by_keys() {
             .collect()
     };
     let sorted = |v: &[String]| v.windows(2).all(|w| w[0] <= w[1]);
-    t.keys(&["k"]);
+    t.keys(&["a"]);
     let pane = t.wait("rows sorted by op", |p| {
         p.contains("OP▼") && names(p).len() >= 5 && sorted(&names(p))
     });

@@ -464,7 +464,7 @@ impl App {
             Key::Char('n') => self.set_sort(Col::Calls),
             Key::Char('E') => self.set_sort(Col::Errors),
             Key::Char('l') => self.set_sort(Col::P99),
-            Key::Char('k') => self.set_sort(Col::Key(0)),
+            Key::Char('a') => self.set_sort(Col::Key(0)),
             Key::Tab => {
                 let i = (self.view.index() + 1) % View::ALL.len();
                 self.set_view(View::ALL[i]);
@@ -478,8 +478,8 @@ impl App {
                     self.set_view(*v);
                 }
             }
-            Key::Up | Key::Char('K') => self.move_by(-1),
-            Key::Down | Key::Char('j') | Key::Char('J') => self.move_by(1),
+            Key::Up | Key::Char('k') => self.move_by(-1),
+            Key::Down | Key::Char('j') => self.move_by(1),
             Key::PageUp => self.move_by(-(self.page.max(1) as isize)),
             Key::PageDown => self.move_by(self.page.max(1) as isize),
             Key::Home | Key::Char('g') => self.select(0),

@@ -762,7 +762,16 @@ impl TopState {
                 .iter()
                 .map(|(sid, v)| Server {
                     sid: *sid,
-                    state: role(v.state, *sid, e.leader),
+                    // A server seen settling (quorum traffic) has the role it settled in.
+                    state: if !r.settled.contains_key(sid) {
+                        role(v.state, *sid, e.leader)
+                    } else if e.leader == Some(*sid) {
+                        "leader"
+                    } else if r.observers.contains(sid) {
+                        "observer"
+                    } else {
+                        "follower"
+                    },
                 })
                 .collect();
         }

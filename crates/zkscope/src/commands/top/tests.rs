@@ -40,10 +40,6 @@ fn settings() -> super::model::Settings {
 
 /// Replays `name` through the capture-side state as fast as possible.
 fn replay(name: &str) -> Data {
-    let state = TopState::new(settings(), None, View::Ops, 0);
-    let handles = state.handles();
-    let state = std::sync::Arc::new(std::sync::Mutex::new(state));
-    let source = PacketSource::open_file(&fixture(name)).expect("fixture");
     let decoder = Decoder::Client {
         spec: ServerSpec {
             ports: vec![2181],
@@ -51,6 +47,15 @@ fn replay(name: &str) -> Data {
         },
         config: ClientConfig::default(),
     };
+    replay_with(&fixture(name), decoder)
+}
+
+/// Replays `path` with `decoder`.
+fn replay_with(path: &std::path::Path, decoder: Decoder) -> Data {
+    let state = TopState::new(settings(), None, View::Ops, 0);
+    let handles = state.handles();
+    let state = std::sync::Arc::new(std::sync::Mutex::new(state));
+    let source = PacketSource::open_file(path).expect("fixture");
     let fin = Pipeline::new(source, decoder, StopHandle::new()).run(Feed {
         pacer: None,
         state: state.clone(),
@@ -131,7 +136,7 @@ fn rows_agree_with_count() {
 fn sort_keys_and_invert() {
     let mut app = app();
     assert_eq!(app.sort_col(), Col::R10);
-    app.key(Key::Char('k'));
+    app.key(Key::Char('a'));
     assert_eq!(app.sort_col(), Col::Key(0));
     let names: Vec<String> = app.rows.iter().map(|r| r.key.clone()).collect();
     let mut sorted = names.clone();
@@ -350,4 +355,26 @@ fn batch_blocks_add_up() {
     }
     assert_eq!((sum, last_cum), (176, 176));
     let _ = batch::block; // the printer is exercised through the state
+}
+
+#[test]
+fn ensemble_roles_in_the_header() {
+    // zktraffic's omni.pcap: three servers elect 2, then 3 joins.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/zktraffic/omni.pcap");
+    let decoder = Decoder::Ensemble {
+        spec: zkscope_capture::ensemble::EnsembleSpec::new(zkscope_capture::ensemble::Mode::Auto),
+        config: ClientConfig::default(),
+        resolver: None,
+    };
+    let mut app = App::new("omni.pcap".into(), View::Ops, false, true);
+    app.update(replay_with(&path, decoder));
+    let e = &app.data.published.ensemble;
+    assert_eq!(e.leader, Some(2));
+    assert_eq!(e.rounds, 2);
+    assert!(!e.electing);
+    let s = text(&render(&mut app, 80, 24));
+    let line = s.lines().nth(2).unwrap_or_default();
+    assert!(line.contains("leader 2 epoch 1"), "{s}");
+    assert!(line.contains("1:follower 2:leader 3:follower"), "{s}");
+    assert!(s.contains("create") && s.contains("sync"), "{s}");
 }

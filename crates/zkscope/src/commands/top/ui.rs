@@ -548,7 +548,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("Tab S-Tab", "next / previous view"),
     ("< > (← →)", "sort by the previous / next column"),
     ("1 2 3", "sort by the 2s / 10s / 40s rate"),
-    ("n E l k", "sort by calls / errors / p99 / key"),
+    ("n E l a", "sort by calls / errors / p99 / key"),
     ("i", "invert the order"),
     ("/", "filter rows (regex; totals unchanged); Esc clears"),
     ("↑ ↓ PgUp PgDn", "select a row (j k, g G)"),
