@@ -259,7 +259,7 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
                 .iter()
                 .position(|ms| i64::try_from(*ms).unwrap_or(0) * 1_000_000 >= args.interval)
                 .unwrap_or(app::INTERVALS_MS.len() - 1);
-            screen(&mut app, &handles, &counters)
+            screen(&mut app, &handles, &counters, &stop)
         }
     };
     stop.stop();
@@ -379,7 +379,12 @@ fn key_of(k: event::KeyEvent) -> Option<Key> {
 }
 
 /// The screen's loop: refresh every interval, keys in between.
-fn screen(app: &mut App, handles: &Handles, counters: &LiveCounters) -> Result<()> {
+fn screen(
+    app: &mut App,
+    handles: &Handles,
+    counters: &LiveCounters,
+    stop: &StopHandle,
+) -> Result<()> {
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let result = (|| -> Result<()> {
         let mut next = Instant::now();
@@ -410,7 +415,8 @@ fn screen(app: &mut App, handles: &Handles, counters: &LiveCounters) -> Result<(
                     }
                 }
             }
-            if app.quit {
+            // q, or SIGINT/SIGTERM from elsewhere (in raw mode Ctrl-C is a key).
+            if app.quit || stop.is_stopped() {
                 return Ok(());
             }
         }

@@ -378,3 +378,85 @@ fn ensemble_roles_in_the_header() {
     assert!(line.contains("1:follower 2:leader 3:follower"), "{s}");
     assert!(s.contains("create") && s.contains("sync"), "{s}");
 }
+
+#[test]
+fn keys_beyond_the_bound_fold_into_other() {
+    let state = TopState::new(
+        super::model::Settings {
+            max_keys: 3,
+            ..settings()
+        },
+        None,
+        View::Ops,
+        0,
+    );
+    let handles = state.handles();
+    let state = std::sync::Arc::new(std::sync::Mutex::new(state));
+    let source = PacketSource::open_file(&fixture("zk38-session.pcap")).expect("fixture");
+    let decoder = Decoder::Client {
+        spec: ServerSpec {
+            ports: vec![2181],
+            ..ServerSpec::default()
+        },
+        config: ClientConfig::default(),
+    };
+    let fin = Pipeline::new(source, decoder, StopHandle::new()).run(Feed {
+        pacer: None,
+        state: state.clone(),
+    });
+    state.lock().expect("state").finish();
+    let data = Data {
+        windows: handles.windows.read(),
+        published: handles.published(),
+        counters: fin.counters,
+    };
+    for w in &data.windows.closed {
+        assert!(w.agg.tables.iter().all(|t| t.rows.len() <= 3));
+    }
+    let cum = data.published.cumulative.as_deref().expect("cumulative");
+    assert!(cum.tables.iter().all(|t| t.rows.len() <= 3));
+    assert!(data.published.sessions.len() <= 3);
+    let mut app = App::new("bounded".into(), View::Paths, false, true);
+    let windows = data.windows.closed.len();
+    app.update(data);
+    app.key(Key::Char('t'));
+    let other = app.rows.last().expect("rows");
+    assert!(other.other && other.key == "(other)", "{:?}", other.key);
+    // The screen shows the keys of the windows it reads (each bounded) and of the counts
+    // since the start.
+    assert!(app.rows.len() <= 3 * (windows + 1) + 1);
+    // Totals stay exact.
+    app.key(Key::Char('o'));
+    assert_eq!(app.total.total, 176);
+    assert_eq!(app.rows.iter().map(|r| r.total).sum::<u64>(), 176);
+}
+
+#[test]
+fn a_held_replay_waits_until_resumed_or_stopped() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use zkscope_capture::Timestamp;
+
+    let hold = Arc::new(AtomicBool::new(true));
+    let stop = StopHandle::new();
+    let mut p = super::model::Pacer::new(None, hold.clone(), stop.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        p.pace(Timestamp(1));
+        tx.send(()).expect("send");
+        p.pace(Timestamp(2));
+        tx.send(()).expect("send");
+    });
+    // Held: nothing passes until resumed.
+    assert!(rx.try_recv().is_err());
+    hold.store(false, Ordering::Relaxed);
+    rx.recv().expect("resumed");
+    rx.recv().expect("not held");
+    t.join().expect("pacer thread");
+    // A stop ends the wait as well.
+    hold.store(true, Ordering::Relaxed);
+    let mut p = super::model::Pacer::new(Some(1.0), hold, stop.clone());
+    stop.stop();
+    p.pace(Timestamp(0));
+    p.pace(Timestamp(3_600_000_000_000)); // an hour later on the capture clock: no wait
+}
