@@ -250,7 +250,7 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
     }
 
     let shown = match rx {
-        Some(rx) => print_blocks(rx, args.iterations, &stop),
+        Some(rx) => print_blocks(rx, args.iterations, &stop, &counters),
         None => {
             let color = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             let mut app = App::new(label, args.view, color, !live);
@@ -327,10 +327,25 @@ fn print_blocks(
     rx: std::sync::mpsc::Receiver<model::Block>,
     iterations: Option<u64>,
     stop: &StopHandle,
+    counters: &LiveCounters,
 ) -> Result<()> {
     let mut out = io::stdout().lock();
     for (n, block) in (1u64..).zip(rx) {
-        if writeln!(out, "{block}").and_then(|_| out.flush()).is_err() {
+        // The capture's health as of now, at the end of the block's first line.
+        let c = counters.snapshot();
+        let live = c.live.unwrap_or_default();
+        let health = format!(
+            "  packets {}  kernel drops {}  decode errors {}  tcp gaps {}",
+            c.packets.packets.max(counters.packets()),
+            live.dropped + live.if_dropped,
+            c.client.undecodable_frames + c.client.bad_lengths + c.client.partial_frames_dropped,
+            c.tcp.gaps
+        );
+        let (head, rest) = block.split_once('\n').unwrap_or((&block, ""));
+        if writeln!(out, "{head}{health}\n{rest}")
+            .and_then(|_| out.flush())
+            .is_err()
+        {
             // stdout closed: stop quietly.
             stop.stop();
             break;

@@ -3,6 +3,7 @@
 //! publications. Tests drive it with scripted keys.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -189,8 +190,8 @@ pub struct Detail {
     pub row: RowView,
     /// Latencies over the last 40 s: `(upper bound in µs, calls)` by power-of-ten-ish bins.
     pub histogram: Vec<(u64, u64)>,
-    /// Heaviest clients since the start.
-    pub clients: Vec<(String, u64)>,
+    /// Heaviest client addresses since the start.
+    pub clients: Vec<(IpAddr, u64)>,
     /// Slowest call of each recent window, slowest first.
     pub slow: Vec<SlowCall>,
 }
@@ -518,12 +519,12 @@ impl App {
         slow.sort_by(|a, b| b.latency_ns.cmp(&a.latency_ns).then(b.end.cmp(&a.end)));
         slow.dedup();
         slow.truncate(8);
-        let mut clients: Vec<(String, u64)> = Vec::new();
+        let mut clients: Vec<(IpAddr, u64)> = Vec::new();
         let mut add = |s: &Stat| {
             for (c, n) in &s.clients {
-                match clients.iter_mut().find(|(k, _)| k.as_str() == &**c) {
+                match clients.iter_mut().find(|(k, _)| k == c) {
                     Some(e) => e.1 += n,
-                    None => clients.push((c.to_string(), *n)),
+                    None => clients.push((*c, *n)),
                 }
             }
         };

@@ -1,7 +1,7 @@
 //! `--batch`: one plain block per interval (like `top -b`), for logs and scripts.
 //!
 //! ```text
-//! --- 2026-11-22 16:05:02 UTC  interval 2s  calls 12 (cumulative 176)  errors 1 (cumulative 22)
+//! --- 2026-11-22 16:05:02 UTC  interval 2s  calls 12 (cumulative 176)  errors 1 (cumulative 22)  packets 444  kernel drops 0  decode errors 0  tcp gaps 0
 //! OP              INTERVAL  CUMULATIVE  ERRORS  CUM_ERRORS      P50      P99
 //! getData                4          29       0           4    312us    1.20ms
 //! ```

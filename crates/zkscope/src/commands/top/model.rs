@@ -10,14 +10,14 @@
 //! only to swap `Arc`s, at most every [`PUBLISH_WALL`] of wall time.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use zkscope_analysis::elections::Tracker;
+use zkscope_analysis::hash::FastMap;
 use zkscope_analysis::window::{Aggregate, Merge, SnapshotHandle, Window, Windowed};
 use zkscope_analysis::{write_value, Call, CallBuilder, CallKind, ClassOptions, Filter, GroupKey};
 use zkscope_analysis::{LatencyStats, PathClasses, PathNorm};
@@ -147,14 +147,14 @@ pub struct Stat {
     pub no_reply: u64,
     /// Latencies of answered calls (empty in the counts since the start).
     pub latency: LatencyStats,
-    /// Heaviest clients (space-saving counts).
-    pub clients: Vec<(Box<str>, u64)>,
+    /// Heaviest client addresses (space-saving counts).
+    pub clients: Vec<(IpAddr, u64)>,
     /// The slowest call.
     pub slowest: Option<Box<SlowCall>>,
 }
 
 impl Stat {
-    fn add(&mut self, c: &Call<'_>, client: Option<&str>, latency: bool) {
+    fn add(&mut self, c: &Call<'_>, client: Option<IpAddr>, latency: bool) {
         self.count += 1;
         match c.err {
             None => self.no_reply += 1,
@@ -183,7 +183,7 @@ impl Stat {
             self.latency.merge(&o.latency);
         }
         for (c, n) in &o.clients {
-            add_client(&mut self.clients, c, *n);
+            add_client(&mut self.clients, *c, *n);
         }
         if let Some(s) = &o.slowest {
             if self
@@ -198,13 +198,13 @@ impl Stat {
 }
 
 /// Space-saving: a full list replaces its smallest entry, which the new key inherits.
-fn add_client(list: &mut Vec<(Box<str>, u64)>, client: &str, n: u64) {
-    if let Some(e) = list.iter_mut().find(|(c, _)| &**c == client) {
+fn add_client(list: &mut Vec<(IpAddr, u64)>, client: IpAddr, n: u64) {
+    if let Some(e) = list.iter_mut().find(|(c, _)| *c == client) {
         e.1 += n;
     } else if list.len() < TOP_CLIENTS {
-        list.push((client.into(), n));
+        list.push((client, n));
     } else if let Some(min) = list.iter_mut().min_by_key(|(_, k)| *k) {
-        *min = (client.into(), min.1 + n);
+        *min = (client, min.1 + n);
     }
 }
 
@@ -230,13 +230,13 @@ fn slow_call(c: &Call<'_>, latency_ns: i64) -> SlowCall {
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     /// Rows by key.
-    pub rows: HashMap<Box<str>, Stat>,
+    pub rows: FastMap<Box<str>, Stat>,
     /// Calls of keys beyond the bound.
     pub other: Stat,
 }
 
 impl Table {
-    fn add(&mut self, key: &str, c: &Call<'_>, client: Option<&str>, max: usize) {
+    fn add(&mut self, key: &str, c: &Call<'_>, client: Option<IpAddr>, max: usize) {
         if let Some(s) = self.rows.get_mut(key) {
             s.add(c, client, true);
         } else if self.rows.len() < max {
@@ -273,8 +273,8 @@ pub struct Item<'a> {
     pub keys: [Option<&'a str>; 6],
     /// It counts in the totals (the same calls as `zkscope count`).
     pub main: bool,
-    /// Client `ip:port`.
-    pub client: &'a str,
+    /// Client address.
+    pub client: IpAddr,
 }
 
 /// A window of `top` (or the counts since the start).
@@ -448,14 +448,12 @@ pub type Block = String;
 pub struct TopState {
     settings: Settings,
     calls: CallBuilder,
-    windows: Windowed<TopAgg>,
+    recorder: Recorder,
     open_idx: Option<i64>,
     cumulative: TopAgg,
     history: VecDeque<Point>,
-    classes: Option<PathClasses>,
     sessions: HashMap<i64, Session>,
     elections: Tracker,
-    client_servers: BTreeMap<SocketAddr, u64>,
     published: Arc<Mutex<Published>>,
     last_publish: Option<Instant>,
     first: Option<Timestamp>,
@@ -464,8 +462,6 @@ pub struct TopState {
     batch: Option<(SyncSender<Block>, TopAgg, u32)>,
     batch_view: View,
     batch_rows: usize,
-    bufs: [String; 6],
-    client_buf: String,
 }
 
 impl TopState {
@@ -483,14 +479,18 @@ impl TopState {
         let classes = settings.classes.clone().map(PathClasses::new);
         TopState {
             calls: CallBuilder::default(),
-            windows,
+            recorder: Recorder {
+                settings: settings.clone(),
+                windows,
+                classes,
+                bufs: Default::default(),
+                client_servers: BTreeMap::new(),
+            },
             open_idx: None,
             cumulative: TopAgg::new(max, false),
             history: VecDeque::new(),
-            classes,
             sessions: HashMap::new(),
             elections: Tracker::default(),
-            client_servers: BTreeMap::new(),
             published: Arc::default(),
             last_publish: None,
             first: None,
@@ -499,8 +499,6 @@ impl TopState {
             batch: batch.map(|tx| (tx, TopAgg::new(max, true), 0)),
             batch_view: view,
             batch_rows: rows,
-            bufs: Default::default(),
-            client_buf: String::new(),
             settings,
         }
     }
@@ -513,7 +511,7 @@ impl TopState {
     /// Handles for the screen.
     pub fn handles(&self) -> Handles {
         Handles {
-            windows: self.windows.handle(),
+            windows: self.recorder.windows.handle(),
             published: self.published.clone(),
         }
     }
@@ -534,35 +532,9 @@ impl TopState {
         self.track_session(m);
         self.advance(m.ts);
         let TopState {
-            calls,
-            windows,
-            classes,
-            bufs,
-            client_buf,
-            settings,
-            client_servers,
-            ..
+            calls, recorder, ..
         } = self;
-        calls.message(m, &mut |c| {
-            let Some(item_keys) = keys(c, settings, classes.as_mut(), bufs, client_buf) else {
-                return;
-            };
-            let main = settings.filter.accepts(c);
-            if main {
-                count_server(client_servers, c.conn.server);
-            }
-            let keys: [Option<&str>; 6] =
-                std::array::from_fn(|i| item_keys[i].then(|| bufs[i].as_str()));
-            windows.add(
-                c.end,
-                &Item {
-                    call: c,
-                    keys,
-                    main,
-                    client: client_buf.as_str(),
-                },
-            );
-        });
+        calls.message(m, &mut |c| recorder.record(c));
         self.after_advance(m.ts);
         self.maybe_publish(false);
     }
@@ -628,16 +600,18 @@ impl TopState {
 
     /// Moves the capture clock (an idle live capture: the wall clock minus a margin).
     pub fn tick(&mut self, now: Timestamp) {
-        if self.finished || self.open_idx.is_none() || now <= self.last {
+        // Before any traffic too: a quiet capture still shows (and prints) its empty windows.
+        if self.finished || now <= self.last {
             return;
         }
+        self.last = now;
         self.advance(now);
         self.after_advance(now);
         self.maybe_publish(false);
     }
 
     fn advance(&mut self, ts: Timestamp) {
-        self.windows.advance(ts);
+        self.recorder.windows.advance(ts);
     }
 
     /// Processes the windows closed since the clock was last at `ts`.
@@ -651,7 +625,7 @@ impl TopState {
             return;
         }
         self.open_idx = Some(idx);
-        let snap = self.windows.handle().read();
+        let snap = self.recorder.windows.handle().read();
         let closed: Vec<Arc<Window<TopAgg>>> = snap
             .closed
             .iter()
@@ -748,7 +722,12 @@ impl TopState {
         let rounds = self.elections.rounds();
         let mut e = Ensemble {
             rounds: rounds.len(),
-            client_servers: self.client_servers.iter().map(|(a, n)| (*a, *n)).collect(),
+            client_servers: self
+                .recorder
+                .client_servers
+                .iter()
+                .map(|(a, n)| (*a, *n))
+                .collect(),
             ..Ensemble::default()
         };
         if let Some(r) = rounds.last() {
@@ -785,38 +764,14 @@ impl TopState {
         }
         let TopState {
             calls,
-            windows,
-            classes,
-            bufs,
-            client_buf,
-            settings,
-            client_servers,
+            recorder,
             last,
             ..
         } = self;
-        calls.finish(*last, &mut |c| {
-            let Some(item_keys) = keys(c, settings, classes.as_mut(), bufs, client_buf) else {
-                return;
-            };
-            let main = settings.filter.accepts(c);
-            if main {
-                count_server(client_servers, c.conn.server);
-            }
-            let keys: [Option<&str>; 6] =
-                std::array::from_fn(|i| item_keys[i].then(|| bufs[i].as_str()));
-            windows.add(
-                c.end,
-                &Item {
-                    call: c,
-                    keys,
-                    main,
-                    client: client_buf.as_str(),
-                },
-            );
-        });
-        self.windows.finish(self.last);
+        calls.finish(*last, &mut |c| recorder.record(c));
+        self.recorder.windows.finish(self.last);
         if let Some(open) = self.open_idx {
-            let snap = self.windows.handle().read();
+            let snap = self.recorder.windows.handle().read();
             if let Some(w) = snap.closed.back().filter(|w| w.start.0 >= open * WINDOW_NS) {
                 let w = w.clone();
                 self.closed(&w);
@@ -824,6 +779,38 @@ impl TopState {
         }
         self.finished = true;
         self.maybe_publish(true);
+    }
+}
+
+/// Turns calls into window inputs (the part of the state the call builder's callback needs).
+struct Recorder {
+    settings: Settings,
+    windows: Windowed<TopAgg>,
+    classes: Option<PathClasses>,
+    bufs: [String; 6],
+    client_servers: BTreeMap<SocketAddr, u64>,
+}
+
+impl Recorder {
+    fn record(&mut self, c: &Call<'_>) {
+        let Some(on) = keys(c, &self.settings, self.classes.as_mut(), &mut self.bufs) else {
+            return;
+        };
+        let main = self.settings.filter.accepts(c);
+        if main {
+            count_server(&mut self.client_servers, c.conn.server);
+        }
+        let bufs = &self.bufs;
+        let keys: [Option<&str>; 6] = std::array::from_fn(|i| on[i].then(|| bufs[i].as_str()));
+        self.windows.add(
+            c.end,
+            &Item {
+                call: c,
+                keys,
+                main,
+                client: c.conn.client.ip(),
+            },
+        );
     }
 }
 
@@ -856,14 +843,12 @@ fn evict_oldest(sessions: &mut HashMap<i64, Session>) {
     }
 }
 
-/// Writes the keys of `c` into `bufs` (and the client into `client`); which views it is in,
-/// `None` when in none.
+/// Writes the keys of `c` into `bufs`; which views it is in, `None` when in none.
 fn keys(
     c: &Call<'_>,
     settings: &Settings,
     classes: Option<&mut PathClasses>,
     bufs: &mut [String; 6],
-    client: &mut String,
 ) -> Option<[bool; 6]> {
     let main = settings.filter.accepts(c);
     let watch = match c.kind {
@@ -877,8 +862,6 @@ fn keys(
     for b in bufs.iter_mut() {
         b.clear();
     }
-    client.clear();
-    let _ = write!(client, "{}", c.conn.client);
     let norm = PathNorm {
         depth: settings.depth,
         fold_sequential: false,
