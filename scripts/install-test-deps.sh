@@ -20,6 +20,7 @@
 #   * systemd          – systemd-analyze checks contrib/'s unit files
 #   * jq               – the README's examples pipe into it (tests/readme.rs runs them)
 #   * libcap2-bin      – setcap: the README's capture-without-root recipe is tested
+#   * tmux             – a real terminal for `zkscope top`'s end-to-end tests
 #
 # Idempotent and quick when everything is already there: apt-get update and
 # apt-get install only run when a package is missing; pip only runs when the
@@ -47,6 +48,7 @@ pkgs=(libpcap-dev zookeeper tcpdump python3-venv ca-certificates
       python3-aiosmtpd prometheus-alertmanager openssl prometheus
       python3-prometheus-client wrk systemd jq)
 pkgs+=(libcap2-bin)
+pkgs+=(tmux)
 if [ "${ZKSCOPE_SKIP_TSHARK:-0}" != "1" ]; then
     pkgs+=(tshark)
 fi

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 /// A [`BuildHasher`] for aHash with per-process random keys (zero-sized).
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Fast;
+pub struct Fast;
 
 fn keys() -> &'static ahash::RandomState {
     static KEYS: OnceLock<ahash::RandomState> = OnceLock::new();
@@ -31,4 +31,4 @@ impl BuildHasher for Fast {
 }
 
 /// A `HashMap` with the [`Fast`] hasher.
-pub(crate) type FastMap<K, V> = HashMap<K, V, Fast>;
+pub type FastMap<K, V> = HashMap<K, V, Fast>;

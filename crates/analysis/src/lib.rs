@@ -64,7 +64,7 @@ pub mod daemon;
 pub mod digest;
 pub mod elections;
 pub mod fmt;
-mod hash;
+pub mod hash;
 mod key;
 mod latency;
 pub mod metrics;

@@ -37,7 +37,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use commands::{digest, dump, elections, monitor, serve, stats};
+use commands::{digest, dump, elections, monitor, serve, stats, top};
 
 /// See what happens inside Apache ZooKeeper from the outside.
 ///
@@ -75,6 +75,9 @@ enum Command {
     /// The stats daemon: zktraffic's per-path/IP/auth JSON endpoints and Prometheus metrics
     /// over HTTP, from a live capture or a replayed file.
     Serve(serve::ServeArgs),
+    /// A live top-like screen: who calls what, rates over 2/10/40 s, errors, latencies,
+    /// sessions, watches, the ensemble's roles; `--batch` prints plain blocks.
+    Top(top::TopArgs),
     /// Shell completions: `zkscope completions bash|zsh|fish|elvish|powershell`.
     Completions(extras::CompletionsArgs),
     /// The man page (roff) on stdout, or every page into a directory.
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Count(a) | Command::Latency(a) => a.input.list_interfaces,
         Command::Digest(a) => a.input.list_interfaces,
         Command::Elections(a) => a.input.list_interfaces,
+        Command::Top(a) => a.input.list_interfaces,
         _ => false,
     };
     if lists {
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         Command::Monitor(args) => monitor::run(args),
         Command::Elections(args) => elections::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Top(args) => top::run(args),
         Command::Completions(args) => extras::completions::<Cli>(args),
         Command::Man(args) => extras::man::<Cli>(args),
     };

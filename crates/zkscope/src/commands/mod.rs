@@ -8,3 +8,4 @@ pub mod elections;
 pub mod monitor;
 pub mod serve;
 pub mod stats;
+pub mod top;
