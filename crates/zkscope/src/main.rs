@@ -22,12 +22,13 @@ mod commands;
 mod extras;
 mod input;
 mod output;
+mod replay;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use commands::{digest, dump, elections, monitor, serve, stats};
+use commands::{digest, dump, elections, monitor, replay as replay_cmd, serve, stats};
 
 /// See what happens inside Apache ZooKeeper from the outside.
 ///
@@ -65,6 +66,9 @@ enum Command {
     /// The stats daemon: zktraffic's per-path/IP/auth JSON endpoints and Prometheus metrics
     /// over HTTP, from a live capture or a replayed file.
     Serve(serve::ServeArgs),
+    /// Re-issue captured client traffic against another ensemble and report what answers
+    /// differently or slower (errors, latency, notifications; --compare two ensembles).
+    Replay(replay_cmd::ReplayArgs),
     /// Shell completions: `zkscope completions bash|zsh|fish|elvish|powershell`.
     Completions(extras::CompletionsArgs),
     /// The man page (roff) on stdout, or every page into a directory.
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Monitor(args) => monitor::run(args),
         Command::Elections(args) => elections::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Replay(args) => replay_cmd::run(args),
         Command::Completions(args) => extras::completions::<Cli>(args),
         Command::Man(args) => extras::man::<Cli>(args),
     };

@@ -6,5 +6,6 @@ pub mod digest;
 pub mod dump;
 pub mod elections;
 pub mod monitor;
+pub mod replay;
 pub mod serve;
 pub mod stats;
