@@ -376,3 +376,108 @@ fn missing_subtree_compare_and_refusal() {
     );
     assert_eq!(err_diffs(&v), vec![], "{v:#}");
 }
+
+/// A real 3.8 session capture (crud, watches, multi, auth, TTL and container nodes, a
+/// reconnect) replayed at 4× into a fresh server under a chroot, with the captured digest
+/// user's credentials given on the command line.
+#[test]
+fn fixture_replay_paced_under_a_chroot_with_auth() {
+    let dir = TempDir::new("replay-fixture");
+    let z = ZkServer::standalone(ZkOpts::new());
+    let pcap = support::repo_root().join("fixtures/real/zk38-session.pcap");
+    let pcap = pcap.to_str().unwrap();
+    let base = [
+        "-r",
+        pcap,
+        "--port",
+        "2181",
+        "--allow-writes",
+        "--chroot",
+        "/replay",
+        "--speed",
+        "4",
+        "--format",
+        "json",
+        "-q",
+    ];
+    let addr = z.addr();
+    let mut args = base.to_vec();
+    args.extend(["--to", &addr, "--auth", "digest:user:pass"]);
+    let (code, report, stderr) = replay(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let v = report.expect("JSON report");
+    let mut diffs = err_diffs(&v);
+    diffs.sort();
+    let s = |x: &str| x.to_string();
+    // TTL nodes need extendedTypesEnabled, which the fresh server lacks: the only differences.
+    assert_eq!(
+        diffs,
+        vec![
+            (
+                s("createTTL"),
+                s("/cli/ttl"),
+                s("OK"),
+                s("UNIMPLEMENTED"),
+                1
+            ),
+            (
+                s("createTTL"),
+                s("/rust/ttl"),
+                s("OK"),
+                s("UNIMPLEMENTED"),
+                1
+            ),
+            (s("delete"), s("/cli/ttl"), s("OK"), s("NONODE"), 1),
+            (s("delete"), s("/rust/ttl"), s("OK"), s("NONODE"), 1),
+        ],
+        "{v:#}"
+    );
+    let unserved: Vec<&str> = v["unserved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(unserved, ["/cli/ttl", "/rust/ttl"], "{v:#}");
+    // The captured auth was replaced by --auth: the digest-protected reads succeed as captured,
+    // and the anonymous session still gets NOAUTH.
+    let cl = classes(&v);
+    let auth = &cl[&(s("auth"), s(""))];
+    assert_eq!(auth["replayed_errors"], json!({"OK": 1}), "{v:#}");
+    assert_eq!(
+        cl[&(s("getData"), s("/auth"))]["replayed_errors"],
+        cl[&(s("getData"), s("/auth"))]["captured_errors"]
+    );
+    // Pacing: requests cannot go out faster than a quarter of the captured span.
+    let captured = v["captured_secs"].as_f64().unwrap();
+    let replayed = v["replay_secs"].as_f64().unwrap();
+    assert!(captured > 1.0, "{v:#}");
+    assert!(replayed >= captured / 4.0 * 0.99, "{captured} {replayed}");
+    assert!(v["lag"]["count"].as_u64().unwrap() > 100, "{v:#}");
+    // Everything written went under the chroot.
+    let tree = py(&dir, &["tree", &addr, "/"]);
+    let outside: Vec<&String> = tree
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|p| *p != "/" && !p.starts_with("/replay") && !p.starts_with("/zookeeper"))
+        .collect();
+    assert!(outside.is_empty(), "{outside:?}");
+    assert!(tree.get("/replay").is_some(), "{tree:#}");
+
+    // Without --auth, the captured auth is not re-sent: the digest-protected reads now differ.
+    let z2 = ZkServer::standalone(ZkOpts::new());
+    let addr2 = z2.addr();
+    let mut args = base.to_vec();
+    args.extend(["--to", &addr2]);
+    let (code, report, stderr) = replay(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let v = report.expect("JSON report");
+    assert_eq!(v["skipped"]["captured credentials"], 1, "{v:#}");
+    assert!(
+        err_diffs(&v)
+            .iter()
+            .any(|d| d.1 == "/auth" && d.2 == "OK" && d.3 == "NOAUTH"),
+        "{v:#}"
+    );
+}

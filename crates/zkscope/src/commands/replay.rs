@@ -84,8 +84,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "PATH", help_heading = "Replay")]
     pub chroot: Option<String>,
 
-    /// Digest credentials sent on every replayed connection: digest:USER:PASSWORD
-    /// (repeatable). Captured auth packets are never re-sent.
+    /// Digest credentials, digest:USER:PASSWORD (repeatable): replace the captured digest auth
+    /// packets of USER. Captured secrets are never re-sent; auth without a replacement is not.
     #[arg(long, value_name = "digest:USER:PASSWORD", help_heading = "Replay")]
     pub auth: Vec<String>,
 

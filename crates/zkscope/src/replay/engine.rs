@@ -38,7 +38,8 @@ pub struct Options {
     pub allow_writes: bool,
     /// Prefix of every path (`/replay`), without a trailing slash.
     pub chroot: Option<Vec<u8>>,
-    /// Digest credentials (`user:password`) sent on every connection.
+    /// Digest credentials (`user:password`): each replaces the captured digest auth packets of
+    /// the same user (the captured secret itself is never sent).
     pub auth: Vec<Vec<u8>>,
     /// Budget for a TCP connection and its handshake.
     pub connect_timeout: Duration,
@@ -121,6 +122,8 @@ pub struct Outcome {
     pub lag_ns: i64,
     /// Time spent waiting for other sessions' replies first (ns).
     pub order_wait_ns: i64,
+    /// When it was sent, from the start of the replay (ns).
+    pub sent_at_ns: i64,
     /// The reply.
     pub reply: Option<Replied>,
 }
@@ -326,6 +329,8 @@ struct Conn {
     lost: Mutex<Option<String>>,
     /// closeSession was sent: the target closing the connection is expected.
     closing: AtomicBool,
+    /// Turns true when the connection is lost (ends every wait of the session).
+    lost_tx: watch::Sender<bool>,
     session_id: i64,
     timeout_ms: i32,
     /// The primary connection (its replies count as the session's progress; its answers map
@@ -423,7 +428,7 @@ impl Conn {
         lock(&self.pending).push_back(p);
         *lock(&self.last_write) = Instant::now();
         w.write_all(&f).await.map_err(|e| {
-            let msg = format!("connection lost while sending: {e}");
+            let msg = format!("connection lost: the target closed it ({e} while sending)");
             self.lose(&msg);
             msg
         })
@@ -433,6 +438,18 @@ impl Conn {
         let mut l = lock(&self.lost);
         if l.is_none() {
             *l = Some(why.to_string());
+        }
+        drop(l);
+        self.lost_tx.send_replace(true);
+    }
+
+    /// Waits for `fut` at most `budget`, and not past the loss of the connection: its output
+    /// when it completed.
+    async fn wait<F: std::future::Future>(&self, budget: Duration, fut: F) -> Option<F::Output> {
+        let mut lost = self.lost_tx.subscribe();
+        tokio::select! {
+            r = timeout(budget, fut) => r.ok(),
+            _ = lost.wait_for(|&l| l) => None,
         }
     }
 
@@ -447,11 +464,17 @@ async fn reader(conn: Arc<Conn>, shared: Arc<Shared>, session: usize, mut r: Own
         let body = match read_frame(&mut r).await {
             Ok(b) => b,
             Err(e) => {
-                if !conn.closing.load(Ordering::Relaxed) {
+                // After closeSession the target closes the connection: expected once every
+                // other request was answered.
+                let expected = conn.closing.load(Ordering::Relaxed)
+                    && lock(&conn.pending)
+                        .iter()
+                        .all(|p| p.opcode == OpCode::CLOSE_SESSION || p.opcode == OpCode::PING);
+                if !expected {
                     let why = if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        "the target closed the connection".to_string()
+                        "connection lost: the target closed it".to_string()
                     } else {
-                        format!("connection lost: {e}")
+                        format!("connection lost: the target closed it ({e})")
                     };
                     conn.lose(&why);
                 }
@@ -643,30 +666,13 @@ async fn open(
         events_tx: watch::channel(0).0,
         lost: Mutex::new(None),
         closing: AtomicBool::new(false),
+        lost_tx: watch::channel(false).0,
         session_id: id,
         timeout_ms: to,
         primary,
         compare: shared.opts.compare.is_some(),
     });
     let reader = tokio::spawn(reader(conn.clone(), shared.clone(), session, r));
-    for cred in &shared.opts.auth {
-        let mut body = Vec::new();
-        let mut w = zkscope_proto::client::Writer::new(&mut body);
-        w.i32(AUTH_XID);
-        w.i32(OpCode::AUTH.0);
-        w.i32(0);
-        let _ = w.ustring(Some(b"digest"));
-        let _ = w.buffer(Some(cred));
-        let p = Pending {
-            xid: AUTH_XID,
-            idx: None,
-            opcode: OpCode::AUTH,
-            sent: Instant::now(),
-            captured_created: Vec::new(),
-            asked: Vec::new(),
-        };
-        conn.send(p, body).await?;
-    }
     let keepalive = tokio::spawn(keepalive(conn.clone()));
     Ok((conn, Tasks { reader, keepalive }))
 }
@@ -736,7 +742,9 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
             Some(Skip::AfterClose)
         } else if req.incomplete {
             Some(Skip::Incomplete)
-        } else if matches!(req.opcode, OpCode::AUTH | OpCode::SASL) {
+        } else if req.opcode == OpCode::SASL
+            || req.opcode == OpCode::AUTH && replacement_auth(&shared.opts, &req.frame).is_none()
+        {
             Some(Skip::Credentials)
         } else if matches!(req.opcode, OpCode::SET_WATCHES | OpCode::SET_WATCHES2) {
             Some(Skip::Reconnect)
@@ -771,9 +779,11 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
             }
             if let Some(p) = shared.progress.get(other as usize) {
                 let mut rx = p.tx.subscribe();
-                if timeout(shared.opts.wait_timeout, rx.wait_for(|&d| d >= k))
+                if conn
+                    .wait(shared.opts.wait_timeout, rx.wait_for(|&d| d >= k))
                     .await
-                    .is_err()
+                    .is_none()
+                    && conn.lost().is_none()
                 {
                     // Waited long enough on that one: never again.
                     res.order_timeouts += 1;
@@ -785,9 +795,10 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
         let want = req.events_before.saturating_sub(event_deficit);
         if want > 0 {
             let mut rx = conn.events_tx.subscribe();
-            if timeout(shared.opts.event_wait, rx.wait_for(|&e| e >= want))
+            if conn
+                .wait(shared.opts.event_wait, rx.wait_for(|&e| e >= want))
                 .await
-                .is_err()
+                .is_none()
             {
                 event_deficit += want - *rx.borrow();
             }
@@ -834,11 +845,48 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
             _ => {}
         }
         for p in &paths {
-            if !shared.resolve(p).await {
+            let budget = shared.opts.wait_timeout.saturating_mul(2);
+            if conn.wait(budget, shared.resolve(p)).await != Some(true) && conn.lost().is_none() {
                 res.order_timeouts += 1;
             }
         }
         let mut body = Vec::new();
+        if let Some(cred) = (req.opcode == OpCode::AUTH)
+            .then(|| replacement_auth(&shared.opts, &req.frame))
+            .flatten()
+        {
+            let mut w = zkscope_proto::client::Writer::new(&mut body);
+            w.i32(AUTH_XID);
+            w.i32(OpCode::AUTH.0);
+            w.i32(0);
+            let _ = w.ustring(Some(b"digest"));
+            let _ = w.buffer(Some(&cred));
+            let mut failed = false;
+            for (k, c) in conns.iter().enumerate() {
+                let p = Pending {
+                    xid: AUTH_XID,
+                    idx: Some(i),
+                    opcode: OpCode::AUTH,
+                    sent: Instant::now(),
+                    captured_created: Vec::new(),
+                    asked: Vec::new(),
+                };
+                if let Some(slot) = lock(&c.results).get_mut(i) {
+                    slot.sent = true;
+                    slot.lag_ns = lag_ns;
+                    slot.order_wait_ns = order_wait_ns;
+                    slot.sent_at_ns = since_start(&shared);
+                }
+                if c.send(p, body.clone()).await.is_err() && k == 0 {
+                    failed = true;
+                }
+            }
+            if failed {
+                stopped_at = i + 1;
+                break;
+            }
+            continue;
+        }
         let encoded = encode_request_mapped(
             decoded.header,
             &decoded.body,
@@ -861,6 +909,7 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
                 slot.sent = true;
                 slot.lag_ns = lag_ns;
                 slot.order_wait_ns = order_wait_ns;
+                slot.sent_at_ns = since_start(&shared);
             }
             let p = Pending {
                 xid: 0,
@@ -902,7 +951,9 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
     if conn.lost().is_none() && total_events > event_deficit {
         let mut rx = conn.events_tx.subscribe();
         let want = total_events - event_deficit;
-        let _ = timeout(shared.opts.event_wait, rx.wait_for(|&e| e >= want)).await;
+        let _ = conn
+            .wait(shared.opts.event_wait, rx.wait_for(|&e| e >= want))
+            .await;
     }
     if !closed {
         for c in &conns {
@@ -966,6 +1017,30 @@ fn forget_names(shared: &Shared, cap: &CapturedSession) {
     if !unknown.is_empty() {
         shared.record_names(&unknown, &[]);
     }
+}
+
+fn since_start(shared: &Shared) -> i64 {
+    i64::try_from(shared.start.elapsed().as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The `--auth` credential that replaces a captured digest auth packet: the one for the same
+/// user. Other schemes, and users without one, are not replayed.
+fn replacement_auth(opts: &Options, frame: &[u8]) -> Option<Vec<u8>> {
+    let r = decode_request(frame).ok()?;
+    let RequestBody::Auth {
+        scheme, credential, ..
+    } = r.body
+    else {
+        return None;
+    };
+    if scheme.as_bytes() != b"digest" {
+        return None;
+    }
+    let user = credential.raw.split(|&b| b == b':').next()?;
+    opts.auth
+        .iter()
+        .find(|c| c.split(|&b| b == b':').next() == Some(user))
+        .cloned()
 }
 
 fn is_write_multi(frame: &[u8]) -> bool {

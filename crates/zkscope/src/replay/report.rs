@@ -171,6 +171,10 @@ pub struct Report {
     pub skipped: BTreeMap<String, u64>,
     /// Pings captured (replayed as captured, not in the classes).
     pub pings: u64,
+    /// From the first to the last captured request (s).
+    pub captured_secs: f64,
+    /// From the first to the last request sent (s).
+    pub replay_secs: f64,
     /// Per class.
     pub classes: Vec<ClassRow>,
     /// Error codes that differ.
@@ -276,6 +280,8 @@ impl Report {
             requests_no_reply: 0,
             skipped: BTreeMap::new(),
             pings: 0,
+            captured_secs: 0.0,
+            replay_secs: 0.0,
             classes: Vec::new(),
             error_differences: Vec::new(),
             unserved: Vec::new(),
@@ -293,6 +299,8 @@ impl Report {
                 String::from_utf8_lossy(t).into_owned(),
             );
         }
+        let (mut cap_first, mut cap_last) = (i64::MAX, i64::MIN);
+        let (mut rep_first, mut rep_last) = (i64::MAX, i64::MIN);
         let empty = SessionResult::default();
         for (k, cap) in plan.sessions.iter().enumerate() {
             let res = results.get(k).unwrap_or(&empty);
@@ -318,6 +326,12 @@ impl Report {
                 }
                 let def = Outcome::default();
                 let out = res.outcomes.get(i).unwrap_or(&def);
+                cap_first = cap_first.min(req.ts);
+                cap_last = cap_last.max(req.ts);
+                if out.sent {
+                    rep_first = rep_first.min(out.sent_at_ns);
+                    rep_last = rep_last.max(out.sent_at_ns);
+                }
                 let path = req.path.as_deref().unwrap_or_default();
                 let class = if req.path.is_some() {
                     classes.class(path).path.to_string()
@@ -420,6 +434,15 @@ impl Report {
                 }
             }
         }
+        let span = |a: i64, b: i64| {
+            if b >= a {
+                ((b - a) as f64 / 1e6).round() / 1e3
+            } else {
+                0.0
+            }
+        };
+        r.captured_secs = span(cap_first, cap_last);
+        r.replay_secs = span(rep_first, rep_last);
         for (_, mut a) in accs {
             let cq = Quantiles::of(&a.cap);
             let rq = Quantiles::of(&a.rep);
@@ -504,12 +527,13 @@ impl Report {
         }
         let _ = writeln!(
             o,
-            "# Requests: {} captured, {} sent, {} answered, {} without reply; {} pings",
-            self.requests_captured,
-            self.requests_sent,
-            self.requests_answered,
-            self.requests_no_reply,
-            self.pings
+            "# Requests: {} captured over {:.3}s, sent over {:.3}s",
+            self.requests_captured, self.captured_secs, self.replay_secs
+        );
+        let _ = writeln!(
+            o,
+            "#   {} sent, {} answered, {} without reply; {} pings",
+            self.requests_sent, self.requests_answered, self.requests_no_reply, self.pings
         );
         for (why, n) in &self.skipped {
             let _ = writeln!(o, "#   not sent ({why}): {n}");
