@@ -7,7 +7,8 @@
 //! - `args`: option groups shared by several commands (input/selection, protocols, time);
 //! - `input`: runs the pipeline for a command (Ctrl-C, the source, the progress bar);
 //! - `commands`: one module per subcommand, composing consumers and printing their results;
-//! - `output`: printers (text, JSON lines, `--show` fields, time, reports, the summary).
+//! - `output`: printers (text, JSON lines, `--show` fields, time, reports, the summary);
+//! - `replay`: `zkscope replay`'s plan, replayer (raw jute over tokio) and report.
 
 /// `eprintln!` that tolerates a closed stderr (`… 2>&1 | true` must not end in a panic).
 macro_rules! note {

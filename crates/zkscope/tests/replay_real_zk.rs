@@ -301,19 +301,19 @@ fn missing_subtree_compare_and_refusal() {
     let pcap = capture(&a, &dir, "reads.pcap", &["reads"]);
     let port = format!("--port={}", a.client_port());
 
-    // Reads only by default: B lacks /rr/b, so exactly those reads differ.
-    let (code, report, stderr) = replay(&[
-        "-r",
-        &pcap,
-        &port,
-        "--to",
-        &b.addr(),
-        "--format",
-        "json",
-        "-q",
-    ]);
+    // Reads only by default: B lacks /rr/b, so exactly those reads differ. The first server
+    // of the list is down: sessions go to the next.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let to = format!("{dead},{}", b.addr());
+    let (code, report, stderr) =
+        replay(&["-r", &pcap, &port, "--to", &to, "--format", "json", "-q"]);
     assert_eq!(code, 0, "{stderr}");
     let v = report.expect("JSON report");
+    assert_eq!(v["sessions_replayed"], 1, "{v:#}");
+    assert_eq!(v["sessions_failed"], 0, "{v:#}");
     let mut diffs = err_diffs(&v);
     diffs.sort();
     let s = |x: &str| x.to_string();

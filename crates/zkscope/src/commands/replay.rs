@@ -141,7 +141,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
             .collect::<Result<_>>()?,
         connect_timeout: duration(args.connect_timeout),
         wait_timeout: duration(args.wait_timeout),
-        event_wait: duration(args.wait_timeout).min(Duration::from_secs(5)),
+        event_wait: duration(args.wait_timeout).min(Duration::from_secs(1)),
     };
     let run = run_client(&args.input, Planner::default())?;
     if let Some(e) = run.read_error {

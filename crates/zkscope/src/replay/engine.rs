@@ -912,7 +912,12 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
                 slot.sent_at_ns = since_start(&shared);
             }
             let p = Pending {
-                xid: 0,
+                // pings keep their special xid (the server answers them with it)
+                xid: if req.opcode == OpCode::PING {
+                    PING_XID
+                } else {
+                    0
+                },
                 idx: Some(i),
                 opcode: req.opcode,
                 sent: Instant::now(),
