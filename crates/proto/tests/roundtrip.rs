@@ -754,6 +754,18 @@ proptest! {
         req.check(&r.body);
     }
 
+    /// The crate's own encoder gives back the very bytes a request was decoded from.
+    #[test]
+    fn requests_reencode_byte_exact(xid in any::<i32>(), req in request()) {
+        let mut w = W::default();
+        w.i32(xid).i32(req.opcode());
+        req.encode(&mut w);
+        let r = decode_request(&w.0).unwrap();
+        let mut out = Vec::new();
+        encode_request(r.header, &r.body, &mut out).unwrap();
+        prop_assert_eq!(&out, &w.0);
+    }
+
     #[test]
     fn replies_round_trip(xid in 0..i32::MAX, zxid in any::<i64>(), rep in reply(), err in prop_oneof![Just(0), -130..-100i32]) {
         let mut w = W::default();
@@ -796,6 +808,9 @@ proptest! {
             (c.protocol_version, c.last_zxid_seen, c.timeout, c.session_id, c.passwd, c.read_only),
             (0, zxid, timeout, session, Some(&passwd[..]), read_only)
         );
+        let mut again = Vec::new();
+        encode_connect_request(&c, &mut again).unwrap();
+        prop_assert_eq!(&again, &w.0);
         let mut w = W::default();
         w.i32(0).i32(timeout).i64(session).buf(&Some(passwd.clone()));
         if let Some(ro) = read_only {
@@ -807,6 +822,9 @@ proptest! {
             (c.protocol_version, c.timeout, c.session_id, c.passwd, c.read_only),
             (0, timeout, session, Some(&passwd[..]), read_only)
         );
+        let mut again = Vec::new();
+        encode_connect_response(&c, &mut again).unwrap();
+        prop_assert_eq!(&again, &w.0);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - `args`: option groups shared by several commands (input/selection, protocols, time);
 //! - `input`: runs the pipeline for a command (Ctrl-C, the source, the progress bar);
 //! - `commands`: one module per subcommand, composing consumers and printing their results;
-//! - `output`: printers (text, JSON lines, `--show` fields, time, reports, the summary).
+//! - `output`: printers (text, JSON lines, `--show` fields, time, reports, the summary);
+//! - `replay`: `zkscope replay`'s plan, replayer (raw jute over tokio) and report.
 
 /// `eprintln!` that tolerates a closed stderr (`… 2>&1 | true` must not end in a panic).
 macro_rules! note {
@@ -32,12 +33,13 @@ mod commands;
 mod extras;
 mod input;
 mod output;
+mod replay;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use commands::{digest, dump, elections, monitor, serve, stats, top};
+use commands::{digest, dump, elections, monitor, replay as replay_cmd, serve, stats, top};
 
 /// See what happens inside Apache ZooKeeper from the outside.
 ///
@@ -78,6 +80,9 @@ enum Command {
     /// A live top-like screen: who calls what, rates over 2/10/40 s, errors, latencies,
     /// sessions, watches, the ensemble's roles; `--batch` prints plain blocks.
     Top(top::TopArgs),
+    /// Re-issue captured client traffic against another ensemble and report what answers
+    /// differently or slower (errors, latency, notifications; --compare two ensembles).
+    Replay(replay_cmd::ReplayArgs),
     /// Shell completions: `zkscope completions bash|zsh|fish|elvish|powershell`.
     Completions(extras::CompletionsArgs),
     /// The man page (roff) on stdout, or every page into a directory.
@@ -112,6 +117,7 @@ fn main() -> ExitCode {
         Command::Elections(args) => elections::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Top(args) => top::run(args),
+        Command::Replay(args) => replay_cmd::run(args),
         Command::Completions(args) => extras::completions::<Cli>(args),
         Command::Man(args) => extras::man::<Cli>(args),
     };

@@ -3,6 +3,7 @@
 
 mod codes;
 mod connect;
+mod encode;
 mod records;
 mod reply;
 mod request;
@@ -12,6 +13,10 @@ pub use codes::{
     EventType, Hex, KeeperState, OpCode, Perms, WatcherType,
 };
 pub use connect::{ConnectRequest, ConnectResponse, MAX_PLAUSIBLE_PASSWD};
+pub use encode::{
+    encode_connect_request, encode_connect_response, encode_reply_header, encode_request,
+    encode_request_mapped, frame, EncodeError, PathMap, Writer,
+};
 pub use records::{
     Acl, Acls, ClientInfo, ClientInfos, Credential, Data, Element, Stat, Strings, Vector,
     VectorIter,

@@ -6,6 +6,7 @@ pub mod digest;
 pub mod dump;
 pub mod elections;
 pub mod monitor;
+pub mod replay;
 pub mod serve;
 pub mod stats;
 pub mod top;
