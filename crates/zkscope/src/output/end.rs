@@ -77,9 +77,15 @@ pub struct End<'a> {
 /// Whether the run decoded what it looked for.
 pub fn found(expect: &Expect, c: &Counters) -> bool {
     let m = &c.client;
-    let client =
-        m.requests + m.replies + m.events + m.connects + m.connect_replies + m.four_letter_words
-            > 0;
+    // TLS on a ZooKeeper port is ZooKeeper traffic, shown as such though not readable
+    let client = m.requests
+        + m.replies
+        + m.events
+        + m.connects
+        + m.connect_replies
+        + m.four_letter_words
+        + m.tls_connections
+        > 0;
     let ensemble = c
         .ensemble
         .as_ref()
