@@ -160,6 +160,8 @@ pub fn no_traffic_note(expect: &Expect, c: &Counters, ports: &PortTally) -> Stri
                  default); capture where the servers are.",
                 c.client.requests
             );
+            // the busiest ports are the client ports already decoded: no port to suggest
+            return n;
         }
         Expect::Elections => {
             let _ = write!(
