@@ -183,8 +183,18 @@ impl InputArgs {
         if sel.is_empty() {
             sel.push("--port 2181, the default".into());
         }
+        let mut ports = self.ports.clone();
+        ports.extend(
+            self.servers
+                .iter()
+                .filter_map(|s| s.rsplit_once(':')?.1.parse::<u16>().ok()),
+        );
+        if ports.is_empty() {
+            ports.push(2181);
+        }
         Expect::Client {
             selection: sel.join(" "),
+            ports,
             has_protocol,
         }
     }
@@ -197,6 +207,7 @@ impl InputArgs {
                 return Expect::Ensemble {
                     mode: Mode::Auto,
                     selection: "any port, --protocol auto".into(),
+                    ports: Vec::new(),
                 }
             }
             Protocol::Fle => (Mode::Fle, 3888, &protocols.fle_ports),
@@ -212,9 +223,19 @@ impl InputArgs {
         if sel.is_empty() {
             sel.push(format!("port {default}"));
         }
+        let mut ports: Vec<u16> = self.ports.iter().chain(extra).copied().collect();
+        ports.extend(
+            self.servers
+                .iter()
+                .filter_map(|s| s.rsplit_once(':')?.1.parse::<u16>().ok()),
+        );
+        if ports.is_empty() {
+            ports.push(default);
+        }
         Expect::Ensemble {
             mode,
             selection: format!("--protocol {}: {}", mode_name(mode), sel.join(", ")),
+            ports,
         }
     }
 

@@ -744,6 +744,10 @@ fn the_same_request_totals_everywhere() {
                 "{f} -p={pings}: {kinds}"
             );
             assert!(kinds.contains(&format!(": {summary} requests")), "{kinds}");
+            // what is left out is said the same way
+            let connects = &json_summary(&count)["requests"]["connects"];
+            assert_eq!(&digest["header"]["connects"], connects, "{f}");
+            assert!(kinds.contains(&format!(", {connects} connects")), "{kinds}");
             let dump = run("dump", &[]);
             assert_eq!(json_summary(&dump)["requests"]["counted"], summary);
         }

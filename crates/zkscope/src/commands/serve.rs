@@ -414,7 +414,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         ],
     );
 
-    let pipeline = Pipeline::new(source, decoder, stop.clone());
+    let mut pipeline = Pipeline::new(source, decoder, stop.clone());
+    if let Some(path) = &input.write {
+        // -w: the daemon's packets kept too (flushed every second of a live capture)
+        pipeline.write_to(zkscope_capture::writer::PacketWriter::create(path)?);
+    }
     let counters = pipeline.live_counters();
     {
         let s = sink.lock().unwrap_or_else(PoisonError::into_inner);

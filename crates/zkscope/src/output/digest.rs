@@ -144,11 +144,12 @@ impl<'a> Report<'a> {
         );
         let _ = writeln!(
             o,
-            "# Errors: {} ({}), no reply: {}, pings: {} (not in the profile){}",
+            "# Errors: {} ({}), no reply: {}, pings: {}, connects: {} (not in the profile){}",
             d.errors,
             pct(d.errors as f64, d.calls as f64),
             d.no_reply,
             d.pings,
+            d.sessions.connects + d.sessions.reconnects,
             if d.outside_window > 0 {
                 format!(", outside --since/--until: {}", d.outside_window)
             } else {
@@ -534,6 +535,7 @@ impl<'a> Report<'a> {
                 "errors": d.errors,
                 "no_reply": d.no_reply,
                 "pings": d.pings,
+                "connects": d.sessions.connects + d.sessions.reconnects,
                 "outside_window": d.outside_window,
                 "clients": d.clients.distinct(),
                 "sessions": d.sessions.seen.distinct(),

@@ -37,6 +37,8 @@ pub enum Expect {
     Client {
         /// The selection, as options.
         selection: String,
+        /// The selected ports.
+        ports: Vec<u16>,
         /// The command has `--protocol` (else `zkscope dump --protocol auto` is suggested).
         has_protocol: bool,
     },
@@ -46,6 +48,8 @@ pub enum Expect {
         mode: Mode,
         /// The selection, as options.
         selection: String,
+        /// The selected ports (none in auto mode).
+        ports: Vec<u16>,
     },
     /// Election or quorum traffic (`zkscope elections`).
     Elections,
@@ -73,9 +77,15 @@ pub struct End<'a> {
 /// Whether the run decoded what it looked for.
 pub fn found(expect: &Expect, c: &Counters) -> bool {
     let m = &c.client;
-    let client =
-        m.requests + m.replies + m.events + m.connects + m.connect_replies + m.four_letter_words
-            > 0;
+    // TLS on a ZooKeeper port is ZooKeeper traffic, shown as such though not readable
+    let client = m.requests
+        + m.replies
+        + m.events
+        + m.connects
+        + m.connect_replies
+        + m.four_letter_words
+        + m.tls_connections
+        > 0;
     let ensemble = c
         .ensemble
         .as_ref()
@@ -107,7 +117,14 @@ pub fn no_traffic_note(expect: &Expect, c: &Counters, ports: &PortTally) -> Stri
         let _ = write!(n, "{} packets, none of them TCP.", c.packets.packets);
         return n;
     }
-    let selected = tcp.saturating_sub(ports.total());
+    // segments of the selected ports are tallied too when the tracker ignored them (a pure
+    // ACK of a connection it has not seen start): they are not "elsewhere"
+    let chosen: &[u16] = match expect {
+        Expect::Client { ports, .. } | Expect::Ensemble { ports, .. } => ports,
+        Expect::Elections => &[],
+    };
+    let on_chosen: u64 = chosen.iter().map(|p| ports.get(*p)).sum();
+    let selected = tcp.saturating_sub(ports.total().saturating_sub(on_chosen));
     match expect {
         Expect::Client { selection, .. } | Expect::Ensemble { selection, .. } if selected == 0 => {
             let _ = write!(
@@ -130,6 +147,7 @@ pub fn no_traffic_note(expect: &Expect, c: &Counters, ports: &PortTally) -> Stri
             if found(
                 &Expect::Client {
                     selection: String::new(),
+                    ports: Vec::new(),
                     has_protocol: false,
                 },
                 c,
@@ -142,6 +160,8 @@ pub fn no_traffic_note(expect: &Expect, c: &Counters, ports: &PortTally) -> Stri
                  default); capture where the servers are.",
                 c.client.requests
             );
+            // the busiest ports are the client ports already decoded: no port to suggest
+            return n;
         }
         Expect::Elections => {
             let _ = write!(
@@ -150,7 +170,9 @@ pub fn no_traffic_note(expect: &Expect, c: &Counters, ports: &PortTally) -> Stri
             );
         }
     }
-    let top = ports.top(TOP_PORTS);
+    let mut top = ports.top(TOP_PORTS + chosen.len());
+    top.retain(|(p, _)| !chosen.contains(p));
+    top.truncate(TOP_PORTS);
     if !top.is_empty() {
         let list: Vec<String> = top
             .iter()
@@ -161,6 +183,22 @@ pub fn no_traffic_note(expect: &Expect, c: &Counters, ports: &PortTally) -> Stri
     let port = top
         .first()
         .map_or_else(|| "P".to_string(), |p| p.0.to_string());
+    let auto = match expect {
+        Expect::Client {
+            has_protocol: false,
+            ..
+        } => "`zkscope dump --protocol auto`",
+        _ => "--protocol auto",
+    };
+    if top.is_empty() && !matches!(expect, Expect::Elections) {
+        // only the selected ports carried TCP: they are not ZooKeeper's (or not decodable)
+        let _ = write!(
+            n,
+            "\nzkscope: no other TCP port was seen; is ZooKeeper elsewhere? {auto} finds it on \
+             any port."
+        );
+        return n;
+    }
     let fix = match expect {
         Expect::Client {
             has_protocol: true, ..
