@@ -343,13 +343,9 @@ pub fn fit(view: View, rows: &[RowView], width: usize) -> Vec<(Col, usize)> {
                 let w = match c {
                     Col::Key(i) => {
                         keys_left -= 1;
-                        // The last key column takes the rest; others what they need.
+                        // What the keys need, within what the other columns leave.
                         let rest_min: usize = (0..keys_left).map(|_| 13).sum();
-                        let w = if keys_left == 0 {
-                            left.saturating_sub(1)
-                        } else {
-                            want(*i).min(left.saturating_sub(rest_min + 1))
-                        };
+                        let w = want(*i).min(left.saturating_sub(rest_min + 1));
                         left = left.saturating_sub(w + 1);
                         w.max(1)
                     }
