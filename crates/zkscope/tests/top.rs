@@ -199,14 +199,17 @@ fn replay_in_tmux_driven_by_keys() {
             && r.iter().all(|l| l.contains("/crud"))
     });
     // The total is the same as without the filter: compare once the replay has ended.
-    let total = |p: &str| {
+    // Its figures (the key column's width follows the rows shown).
+    let total = |p: &str| -> Vec<String> {
         p.lines()
             .find(|l| l.trim_start().starts_with("total "))
-            .map(str::to_string)
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
             .unwrap_or_default()
     };
     let pane = t.wait("the end of the replay, filtered", |p| {
-        p.contains("END OF CAPTURE") && p.contains("| /crud ") && total(p).contains("147")
+        p.contains("END OF CAPTURE")
+            && p.contains("| /crud ")
+            && total(p).contains(&"147".to_string())
     });
     let filtered = total(&pane);
     t.keys(&["Escape"]);
