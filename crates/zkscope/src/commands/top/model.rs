@@ -355,7 +355,7 @@ pub struct Session {
     /// Requests sent and not yet answered (pings aside).
     pub pending: u32,
     /// Its last operation (pings aside).
-    pub last_op: Box<str>,
+    pub last_op: &'static str,
     /// When it was last heard.
     pub last: Timestamp,
     /// closeSession answered.
@@ -474,8 +474,13 @@ impl TopState {
         rows: usize,
     ) -> Self {
         let max = settings.max_keys.max(1);
-        let windows = Windowed::new(WINDOW_NS, KEEP, TopAgg::new(max, true))
-            .publish_partial_every(PARTIAL_NS);
+        let windows = Windowed::new(WINDOW_NS, KEEP, TopAgg::new(max, true));
+        // Only the screen reads the open window.
+        let windows = if batch.is_some() {
+            windows
+        } else {
+            windows.publish_partial_every(PARTIAL_NS)
+        };
         let classes = settings.classes.clone().map(PathClasses::new);
         TopState {
             calls: CallBuilder::default(),
@@ -550,7 +555,7 @@ impl TopState {
                     client: m.conn.client,
                     timeout_ms: None,
                     pending: 0,
-                    last_op: "connect".into(),
+                    last_op: "connect",
                     last: m.ts,
                     closed: false,
                 });
@@ -568,16 +573,14 @@ impl TopState {
                     client: m.conn.client,
                     timeout_ms: None,
                     pending: 0,
-                    last_op: "".into(),
+                    last_op: "",
                     last: m.ts,
                     closed: false,
                 });
                 s.pending = s.pending.saturating_add(1);
                 s.last = m.ts;
                 let name = r.header.opcode.name().unwrap_or("?");
-                if &*s.last_op != name {
-                    s.last_op = name.into();
-                }
+                s.last_op = name;
             }
             Kind::Reply {
                 request: Some(p), ..
@@ -866,22 +869,19 @@ fn keys(
         depth: settings.depth,
         fold_sequential: false,
     };
-    let mut path = String::new();
+    let [ops, paths, clients, sessions, errors, watches] = bufs;
+    // The path class, in the paths view's buffer (the watches view copies it).
     if let Some(p) = c.path {
         match classes {
-            Some(pc) => path.push_str(pc.class(p).path),
-            None => norm.write(&mut path, p),
+            Some(pc) => paths.push_str(pc.class(p).path),
+            None => norm.write(paths, p),
         }
     }
     let mut on = [false; 6];
     if main {
-        let [ops, paths, clients, sessions, errors, _] = bufs;
         write_value(ops, GroupKey::Op, norm, c);
         on[View::Ops.index()] = true;
-        if c.path.is_some() {
-            paths.push_str(&path);
-            on[View::Paths.index()] = true;
-        }
+        on[View::Paths.index()] = c.path.is_some();
         write_value(clients, GroupKey::ClientIp, norm, c);
         on[View::Clients.index()] = true;
         if c.conn.session.is_some() {
@@ -896,8 +896,8 @@ fn keys(
         }
     }
     if watch {
-        let w = &mut bufs[View::Watches.index()];
-        w.push_str(&path);
+        let w = watches;
+        w.push_str(paths);
         w.push(KEY_SEP);
         match c.kind {
             CallKind::Event(_) => w.push_str(c.kind.type_name()),
