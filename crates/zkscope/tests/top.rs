@@ -449,3 +449,33 @@ fn live_screen_shows_a_kazoo_workload() {
     t.keys(&["q"]);
     t.wait_text("EXITED 0");
 }
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let pcap = fixture("zk38-session.pcap");
+    let t = Tmux::start("term", &["top", "-r", &pcap, "--max-speed"], 100, 30);
+    t.wait("the screen", |p| {
+        p.contains("q quit") && p.contains("getData")
+    });
+    let out = t
+        .cmd()
+        .args(["list-panes", "-t", "top", "-F", "#{pane_pid}"])
+        .output()
+        .expect("tmux list-panes");
+    let sh = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // zkscope is the pane shell's child.
+    let out = Command::new("pgrep")
+        .args(["-P", &sh])
+        .output()
+        .expect("pgrep");
+    let pid: i32 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no child of the pane's shell {sh}"));
+    // SAFETY: kill has no memory preconditions; `pid` is the zkscope this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    // It exits normally, out of the alternate screen: the shell's line is what shows.
+    let pane = t.wait_text("EXITED 0");
+    assert!(!pane.contains("q quit"), "{pane}");
+}
