@@ -546,7 +546,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("1 2 3", "sort by the 2s / 10s / 40s rate"),
     ("n E l a", "sort by calls / errors / p99 / key"),
     ("i", "invert the order"),
-    ("/", "filter rows (regex; totals unchanged); Esc clears"),
+    ("/", "filter rows (regex, !regex: the others); Esc clears"),
     ("↑ ↓ PgUp PgDn", "select a row (j k, g G)"),
     ("Enter", "detail of the row; Esc closes"),
     ("Space", "pause the display (a replay waits)"),
