@@ -479,3 +479,44 @@ fn sigterm_restores_the_terminal() {
     let pane = t.wait_text("EXITED 0");
     assert!(!pane.contains("q quit"), "{pane}");
 }
+
+/// The header's ensemble line.
+fn ensemble_line(pane: &str) -> String {
+    pane.lines().nth(2).unwrap_or_default().to_string()
+}
+
+#[test]
+fn live_screen_follows_an_election() {
+    if !is_root() {
+        eprintln!("skipped: needs root (capture on lo)");
+        return;
+    }
+    let t = Tmux::start("election", &["top", "-i", "lo", "-d", "250ms"], 160, 40);
+    t.wait_text("live lo");
+    let mut ens = ZkEnsemble::start(3, ZkOpts::new().standalone_enabled(false));
+    let first = ens.wait_leader(Duration::from_secs(60));
+    // Settled roles: `N:leader` and the others `M:follower`.
+    let roles = |p: &str, leader: u32| {
+        let l = ensemble_line(p);
+        let words: Vec<&str> = l.split_whitespace().collect();
+        l.contains(&format!("leader {leader} "))
+            && words.contains(&format!("{leader}:leader").as_str())
+            && words.iter().filter(|w| w.ends_with(":follower")).count() >= 1
+            && !words
+                .iter()
+                .any(|w| w.ends_with(":looking") || w.ends_with('?'))
+    };
+    t.wait(&format!("server {first} leading"), |p| roles(p, first));
+
+    // Kill the leader: the survivors elect another, and the screen says so.
+    ens.kill(first);
+    let second = wait_for(Duration::from_secs(60), || {
+        ens.leader_id().filter(|&l| l != first)
+    })
+    .expect("no new leader after the kill");
+    t.wait(&format!("server {second} leading"), |p| {
+        roles(p, second) && !ensemble_line(p).contains("elections 1,")
+    });
+    t.keys(&["q"]);
+    t.wait_text("EXITED 0");
+}
