@@ -1,6 +1,7 @@
 //! `zkscope top` end to end: the screen in a real terminal (tmux) replaying a real ZooKeeper
 //! 3.8 capture and driven by keys; `--batch` against `zkscope count` on a gen_pcap capture;
-//! the live screen while a real ZooKeeper serves a kazoo workload.
+//! the live screen while a real ZooKeeper serves a kazoo workload and while a real ensemble
+//! elects and fails over; SIGTERM.
 //!
 //! Every step waits for what the pane shows (polling `tmux capture-pane`), never for a time.
 //! The live test needs root (capture on lo) and scripts/install-test-deps.sh (tmux, kazoo).
