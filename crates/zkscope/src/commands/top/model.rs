@@ -456,6 +456,9 @@ pub struct TopState {
     elections: Tracker,
     published: Arc<Mutex<Published>>,
     last_publish: Option<Instant>,
+    /// The last copies of the counts since the start and of the history (they change only
+    /// when a window closes: `None` until copied again).
+    copies: Option<(Arc<TopAgg>, Arc<VecDeque<Point>>)>,
     first: Option<Timestamp>,
     last: Timestamp,
     finished: bool,
@@ -498,6 +501,7 @@ impl TopState {
             elections: Tracker::default(),
             published: Arc::default(),
             last_publish: None,
+            copies: None,
             first: None,
             last: Timestamp::ZERO,
             finished: false,
@@ -650,6 +654,7 @@ impl TopState {
     }
 
     fn history_point(&mut self, p: Point) {
+        self.copies = None;
         self.history.push_back(p);
         while self.history.len() > HISTORY {
             self.history.pop_front();
@@ -657,6 +662,7 @@ impl TopState {
     }
 
     fn closed(&mut self, w: &Window<TopAgg>) {
+        self.copies = None;
         self.cumulative.merge(&w.agg);
         let t = &w.agg.total;
         let [p50, p99] = t.latency.quantiles_us([0.5, 0.99]);
@@ -707,9 +713,18 @@ impl TopState {
             return;
         }
         self.last_publish = Some(now);
+        let (cumulative, history) = self
+            .copies
+            .get_or_insert_with(|| {
+                (
+                    Arc::new(self.cumulative.clone()),
+                    Arc::new(self.history.clone()),
+                )
+            })
+            .clone();
         let p = Published {
-            cumulative: Some(Arc::new(self.cumulative.clone())),
-            history: Arc::new(self.history.clone()),
+            cumulative: Some(cumulative),
+            history,
             sessions: Arc::new(self.sessions.clone()),
             ensemble: Arc::new(self.ensemble()),
             now: (self.last != Timestamp::ZERO).then_some(self.last),
@@ -836,13 +851,19 @@ fn count_server(map: &mut BTreeMap<SocketAddr, u64>, server: SocketAddr) {
     }
 }
 
+/// Makes room: drops the tenth of the sessions heard from longest ago (closed ones first), so
+/// that a storm of new sessions costs one pass per tenth, not one per session.
 fn evict_oldest(sessions: &mut HashMap<i64, Session>) {
-    if let Some(id) = sessions
+    let mut ages: Vec<((bool, Timestamp), i64)> = sessions
         .iter()
-        .min_by_key(|(_, s)| (!s.closed, s.last))
-        .map(|(id, _)| *id)
-    {
-        sessions.remove(&id);
+        .map(|(id, s)| ((!s.closed, s.last), *id))
+        .collect();
+    let n = (ages.len() / 10).max(1);
+    if ages.len() > n {
+        ages.select_nth_unstable(n - 1);
+    }
+    for (_, id) in ages.iter().take(n) {
+        sessions.remove(id);
     }
 }
 
