@@ -329,10 +329,13 @@ pub fn fit(view: View, rows: &[RowView], width: usize) -> Vec<(Col, usize)> {
             .filter(|c| !matches!(c, Col::Key(_)))
             .map(|c| width_of(*c) + 1)
             .sum();
+        // Keys whole up to 24 characters: columns go before keys are cut.
         let key_min: usize = cols
             .iter()
-            .filter(|c| matches!(c, Col::Key(_)))
-            .map(|c| width_of(*c) + 1)
+            .filter_map(|c| match c {
+                Col::Key(i) => Some(want(*i).min(24) + 1),
+                _ => None,
+            })
             .sum();
         if fixed + key_min <= width || cols.len() <= keys {
             let mut left = width.saturating_sub(fixed);
