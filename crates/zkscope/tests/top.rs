@@ -1,6 +1,7 @@
 //! `zkscope top` end to end: the screen in a real terminal (tmux) replaying a real ZooKeeper
 //! 3.8 capture and driven by keys; `--batch` against `zkscope count` on a gen_pcap capture;
-//! the live screen while a real ZooKeeper serves a kazoo workload.
+//! the live screen while a real ZooKeeper serves a kazoo workload and while a real ensemble
+//! elects and fails over; SIGTERM.
 //!
 //! Every step waits for what the pane shows (polling `tmux capture-pane`), never for a time.
 //! The live test needs root (capture on lo) and scripts/install-test-deps.sh (tmux, kazoo).
@@ -199,14 +200,17 @@ fn replay_in_tmux_driven_by_keys() {
             && r.iter().all(|l| l.contains("/crud"))
     });
     // The total is the same as without the filter: compare once the replay has ended.
-    let total = |p: &str| {
+    // Its figures (the key column's width follows the rows shown).
+    let total = |p: &str| -> Vec<String> {
         p.lines()
             .find(|l| l.trim_start().starts_with("total "))
-            .map(str::to_string)
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
             .unwrap_or_default()
     };
     let pane = t.wait("the end of the replay, filtered", |p| {
-        p.contains("END OF CAPTURE") && p.contains("| /crud ") && total(p).contains("147")
+        p.contains("END OF CAPTURE")
+            && p.contains("| /crud ")
+            && total(p).contains(&"147".to_string())
     });
     let filtered = total(&pane);
     t.keys(&["Escape"]);
@@ -443,6 +447,77 @@ fn live_screen_shows_a_kazoo_workload() {
     });
     t.keys(&["p"]);
     t.wait_text(&format!("{prefix}/missing"));
+    t.keys(&["q"]);
+    t.wait_text("EXITED 0");
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let pcap = fixture("zk38-session.pcap");
+    let t = Tmux::start("term", &["top", "-r", &pcap, "--max-speed"], 100, 30);
+    t.wait("the screen", |p| {
+        p.contains("q quit") && p.contains("getData")
+    });
+    let out = t
+        .cmd()
+        .args(["list-panes", "-t", "top", "-F", "#{pane_pid}"])
+        .output()
+        .expect("tmux list-panes");
+    let sh = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // zkscope is the pane shell's child.
+    let out = Command::new("pgrep")
+        .args(["-P", &sh])
+        .output()
+        .expect("pgrep");
+    let pid: i32 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no child of the pane's shell {sh}"));
+    // SAFETY: kill has no memory preconditions; `pid` is the zkscope this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    // It exits normally, out of the alternate screen: the shell's line is what shows.
+    let pane = t.wait_text("EXITED 0");
+    assert!(!pane.contains("q quit"), "{pane}");
+}
+
+/// The header's ensemble line.
+fn ensemble_line(pane: &str) -> String {
+    pane.lines().nth(2).unwrap_or_default().to_string()
+}
+
+#[test]
+fn live_screen_follows_an_election() {
+    if !is_root() {
+        eprintln!("skipped: needs root (capture on lo)");
+        return;
+    }
+    let t = Tmux::start("election", &["top", "-i", "lo", "-d", "250ms"], 160, 40);
+    t.wait_text("live lo");
+    let mut ens = ZkEnsemble::start(3, ZkOpts::new().standalone_enabled(false));
+    let first = ens.wait_leader(Duration::from_secs(60));
+    // Settled roles: `N:leader` and the others `M:follower`.
+    let roles = |p: &str, leader: u32| {
+        let l = ensemble_line(p);
+        let words: Vec<&str> = l.split_whitespace().collect();
+        l.contains(&format!("leader {leader} "))
+            && words.contains(&format!("{leader}:leader").as_str())
+            && words.iter().filter(|w| w.ends_with(":follower")).count() >= 1
+            && !words
+                .iter()
+                .any(|w| w.ends_with(":looking") || w.ends_with('?'))
+    };
+    t.wait(&format!("server {first} leading"), |p| roles(p, first));
+
+    // Kill the leader: the survivors elect another, and the screen says so.
+    ens.kill(first);
+    let second = wait_for(Duration::from_secs(60), || {
+        ens.leader_id().filter(|&l| l != first)
+    })
+    .expect("no new leader after the kill");
+    t.wait(&format!("server {second} leading"), |p| {
+        roles(p, second) && !ensemble_line(p).contains("elections 1,")
+    });
     t.keys(&["q"]);
     t.wait_text("EXITED 0");
 }

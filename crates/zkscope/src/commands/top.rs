@@ -393,6 +393,29 @@ fn key_of(k: event::KeyEvent) -> Option<Key> {
     })
 }
 
+/// SIGTERM or SIGHUP arrived while the screen was up.
+static TERMINATED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_terminate(_: libc::c_int) {
+    TERMINATED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// SIGTERM and SIGHUP end the screen's loop (which restores the terminal) instead of the
+/// process, whose terminal would stay in raw mode.
+fn catch_termination() {
+    for sig in [libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores into a static atomic, which is async-signal-safe;
+        // `signal` has no other precondition, and the previous handler (the default) is not
+        // needed back.
+        unsafe {
+            libc::signal(
+                sig,
+                on_terminate as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+}
+
 /// The screen's loop: refresh every interval, keys in between.
 fn screen(
     app: &mut App,
@@ -400,6 +423,7 @@ fn screen(
     counters: &LiveCounters,
     stop: &StopHandle,
 ) -> Result<()> {
+    catch_termination();
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let result = (|| -> Result<()> {
         let mut next = Instant::now();
@@ -409,7 +433,10 @@ fn screen(
                 next = Instant::now() + Duration::from_millis(app.interval_ms());
             }
             terminal.draw(|f| ui::draw(f, app))?;
-            let wait = next.saturating_duration_since(Instant::now());
+            // A signal is noticed within 250 ms whatever the refresh interval.
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(250));
             if event::poll(wait)? {
                 // Every pending event before the next draw.
                 loop {
@@ -431,7 +458,10 @@ fn screen(
                 }
             }
             // q, or SIGINT/SIGTERM from elsewhere (in raw mode Ctrl-C is a key).
-            if app.quit || stop.is_stopped() {
+            if app.quit
+                || stop.is_stopped()
+                || TERMINATED.load(std::sync::atomic::Ordering::Relaxed)
+            {
                 return Ok(());
             }
         }

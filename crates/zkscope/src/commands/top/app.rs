@@ -206,7 +206,8 @@ pub struct App {
     pub invert: bool,
     /// The row filter (`/`).
     pub filter: String,
-    filter_re: Option<Regex>,
+    /// The filter's regex, and whether it keeps the rows that do not match (`!…`).
+    filter_re: Option<(Regex, bool)>,
     /// Typing the filter.
     pub editing: bool,
     /// Selected row (by key, so that it survives re-sorting).
@@ -301,7 +302,11 @@ impl App {
         self.total = total;
         let mut rows: Vec<RowView> = rows
             .into_iter()
-            .filter(|r| self.filter_re.as_ref().is_none_or(|re| re.is_match(&r.key)))
+            .filter(|r| {
+                self.filter_re
+                    .as_ref()
+                    .is_none_or(|(re, not)| re.is_match(&r.key) != *not)
+            })
             .collect();
         sort(&mut rows, self.sort_col(), self.invert, self.cumulative);
         self.rows = rows;
@@ -352,17 +357,22 @@ impl App {
     }
 
     fn set_filter(&mut self, f: String) {
-        self.filter_re = (!f.is_empty()).then(|| {
-            RegexBuilder::new(&f)
+        let (not, pattern) = match f.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, f.as_str()),
+        };
+        self.filter_re = (!pattern.is_empty()).then(|| {
+            let re = RegexBuilder::new(pattern)
                 .case_insensitive(true)
                 .build()
                 .unwrap_or_else(|_| {
                     // Not a regex: the literal text.
-                    RegexBuilder::new(&regex::escape(&f))
+                    RegexBuilder::new(&regex::escape(pattern))
                         .case_insensitive(true)
                         .build()
                         .unwrap_or_else(|_| unreachable!("an escaped literal is a regex"))
-                })
+                });
+            (re, not)
         });
         self.filter = f;
         self.rebuild();

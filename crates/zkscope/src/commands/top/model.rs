@@ -355,7 +355,7 @@ pub struct Session {
     /// Requests sent and not yet answered (pings aside).
     pub pending: u32,
     /// Its last operation (pings aside).
-    pub last_op: Box<str>,
+    pub last_op: &'static str,
     /// When it was last heard.
     pub last: Timestamp,
     /// closeSession answered.
@@ -456,6 +456,9 @@ pub struct TopState {
     elections: Tracker,
     published: Arc<Mutex<Published>>,
     last_publish: Option<Instant>,
+    /// The last copies of the counts since the start and of the history (they change only
+    /// when a window closes: `None` until copied again).
+    copies: Option<(Arc<TopAgg>, Arc<VecDeque<Point>>)>,
     first: Option<Timestamp>,
     last: Timestamp,
     finished: bool,
@@ -474,8 +477,13 @@ impl TopState {
         rows: usize,
     ) -> Self {
         let max = settings.max_keys.max(1);
-        let windows = Windowed::new(WINDOW_NS, KEEP, TopAgg::new(max, true))
-            .publish_partial_every(PARTIAL_NS);
+        let windows = Windowed::new(WINDOW_NS, KEEP, TopAgg::new(max, true));
+        // Only the screen reads the open window.
+        let windows = if batch.is_some() {
+            windows
+        } else {
+            windows.publish_partial_every(PARTIAL_NS)
+        };
         let classes = settings.classes.clone().map(PathClasses::new);
         TopState {
             calls: CallBuilder::default(),
@@ -493,6 +501,7 @@ impl TopState {
             elections: Tracker::default(),
             published: Arc::default(),
             last_publish: None,
+            copies: None,
             first: None,
             last: Timestamp::ZERO,
             finished: false,
@@ -550,7 +559,7 @@ impl TopState {
                     client: m.conn.client,
                     timeout_ms: None,
                     pending: 0,
-                    last_op: "connect".into(),
+                    last_op: "connect",
                     last: m.ts,
                     closed: false,
                 });
@@ -568,16 +577,14 @@ impl TopState {
                     client: m.conn.client,
                     timeout_ms: None,
                     pending: 0,
-                    last_op: "".into(),
+                    last_op: "",
                     last: m.ts,
                     closed: false,
                 });
                 s.pending = s.pending.saturating_add(1);
                 s.last = m.ts;
                 let name = r.header.opcode.name().unwrap_or("?");
-                if &*s.last_op != name {
-                    s.last_op = name.into();
-                }
+                s.last_op = name;
             }
             Kind::Reply {
                 request: Some(p), ..
@@ -647,6 +654,7 @@ impl TopState {
     }
 
     fn history_point(&mut self, p: Point) {
+        self.copies = None;
         self.history.push_back(p);
         while self.history.len() > HISTORY {
             self.history.pop_front();
@@ -654,6 +662,7 @@ impl TopState {
     }
 
     fn closed(&mut self, w: &Window<TopAgg>) {
+        self.copies = None;
         self.cumulative.merge(&w.agg);
         let t = &w.agg.total;
         let [p50, p99] = t.latency.quantiles_us([0.5, 0.99]);
@@ -704,9 +713,18 @@ impl TopState {
             return;
         }
         self.last_publish = Some(now);
+        let (cumulative, history) = self
+            .copies
+            .get_or_insert_with(|| {
+                (
+                    Arc::new(self.cumulative.clone()),
+                    Arc::new(self.history.clone()),
+                )
+            })
+            .clone();
         let p = Published {
-            cumulative: Some(Arc::new(self.cumulative.clone())),
-            history: Arc::new(self.history.clone()),
+            cumulative: Some(cumulative),
+            history,
             sessions: Arc::new(self.sessions.clone()),
             ensemble: Arc::new(self.ensemble()),
             now: (self.last != Timestamp::ZERO).then_some(self.last),
@@ -833,13 +851,19 @@ fn count_server(map: &mut BTreeMap<SocketAddr, u64>, server: SocketAddr) {
     }
 }
 
+/// Makes room: drops the tenth of the sessions heard from longest ago (closed ones first), so
+/// that a storm of new sessions costs one pass per tenth, not one per session.
 fn evict_oldest(sessions: &mut HashMap<i64, Session>) {
-    if let Some(id) = sessions
+    let mut ages: Vec<((bool, Timestamp), i64)> = sessions
         .iter()
-        .min_by_key(|(_, s)| (!s.closed, s.last))
-        .map(|(id, _)| *id)
-    {
-        sessions.remove(&id);
+        .map(|(id, s)| ((!s.closed, s.last), *id))
+        .collect();
+    let n = (ages.len() / 10).max(1);
+    if ages.len() > n {
+        ages.select_nth_unstable(n - 1);
+    }
+    for (_, id) in ages.iter().take(n) {
+        sessions.remove(id);
     }
 }
 
@@ -866,22 +890,19 @@ fn keys(
         depth: settings.depth,
         fold_sequential: false,
     };
-    let mut path = String::new();
+    let [ops, paths, clients, sessions, errors, watches] = bufs;
+    // The path class, in the paths view's buffer (the watches view copies it).
     if let Some(p) = c.path {
         match classes {
-            Some(pc) => path.push_str(pc.class(p).path),
-            None => norm.write(&mut path, p),
+            Some(pc) => paths.push_str(pc.class(p).path),
+            None => norm.write(paths, p),
         }
     }
     let mut on = [false; 6];
     if main {
-        let [ops, paths, clients, sessions, errors, _] = bufs;
         write_value(ops, GroupKey::Op, norm, c);
         on[View::Ops.index()] = true;
-        if c.path.is_some() {
-            paths.push_str(&path);
-            on[View::Paths.index()] = true;
-        }
+        on[View::Paths.index()] = c.path.is_some();
         write_value(clients, GroupKey::ClientIp, norm, c);
         on[View::Clients.index()] = true;
         if c.conn.session.is_some() {
@@ -896,8 +917,8 @@ fn keys(
         }
     }
     if watch {
-        let w = &mut bufs[View::Watches.index()];
-        w.push_str(&path);
+        let w = watches;
+        w.push_str(paths);
         w.push(KEY_SEP);
         match c.kind {
             CallKind::Event(_) => w.push_str(c.kind.type_name()),

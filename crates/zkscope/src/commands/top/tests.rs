@@ -174,6 +174,14 @@ fn filter_keeps_totals() {
     // Esc clears it.
     app.key(Key::Esc);
     assert_eq!(app.rows.len(), all);
+    // `!` keeps the rows that do not match.
+    app.key(Key::Char('/'));
+    type_str(&mut app, "!crud");
+    app.key(Key::Enter);
+    assert!(!app.rows.is_empty());
+    assert!(app.rows.iter().all(|r| !r.key.contains("/crud")));
+    assert_eq!(app.rows.len() + 4, all, "4 /crud paths left out");
+    app.key(Key::Esc);
     // A bad regex is taken literally.
     app.key(Key::Char('/'));
     type_str(&mut app, "n{");
@@ -257,6 +265,16 @@ fn narrow_screens_drop_columns_first() {
     assert!(s.contains("closeSession"), "{s}");
     assert!(s.contains("10s▼"), "{s}");
     assert!(!s.contains("40s"), "the 40 s rate goes first: {s}");
+    // Tiny terminals draw what fits, with every overlay, and do not panic.
+    for (w, h) in [(1, 1), (10, 4), (24, 8)] {
+        render(&mut app, w, h);
+        app.key(Key::Enter);
+        render(&mut app, w, h);
+        app.key(Key::Esc);
+        app.key(Key::Char('?'));
+        render(&mut app, w, h);
+        app.key(Key::Esc);
+    }
     let wide = text(&render(&mut app, 160, 48));
     assert!(wide.contains("40s") && wide.contains("P50"));
 }

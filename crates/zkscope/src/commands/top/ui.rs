@@ -329,10 +329,13 @@ pub fn fit(view: View, rows: &[RowView], width: usize) -> Vec<(Col, usize)> {
             .filter(|c| !matches!(c, Col::Key(_)))
             .map(|c| width_of(*c) + 1)
             .sum();
+        // Keys whole up to 24 characters: columns go before keys are cut.
         let key_min: usize = cols
             .iter()
-            .filter(|c| matches!(c, Col::Key(_)))
-            .map(|c| width_of(*c) + 1)
+            .filter_map(|c| match c {
+                Col::Key(i) => Some(want(*i).min(24) + 1),
+                _ => None,
+            })
             .sum();
         if fixed + key_min <= width || cols.len() <= keys {
             let mut left = width.saturating_sub(fixed);
@@ -343,13 +346,9 @@ pub fn fit(view: View, rows: &[RowView], width: usize) -> Vec<(Col, usize)> {
                 let w = match c {
                     Col::Key(i) => {
                         keys_left -= 1;
-                        // The last key column takes the rest; others what they need.
+                        // What the keys need, within what the other columns leave.
                         let rest_min: usize = (0..keys_left).map(|_| 13).sum();
-                        let w = if keys_left == 0 {
-                            left.saturating_sub(1)
-                        } else {
-                            want(*i).min(left.saturating_sub(rest_min + 1))
-                        };
+                        let w = want(*i).min(left.saturating_sub(rest_min + 1));
                         left = left.saturating_sub(w + 1);
                         w.max(1)
                     }
@@ -550,7 +549,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("1 2 3", "sort by the 2s / 10s / 40s rate"),
     ("n E l a", "sort by calls / errors / p99 / key"),
     ("i", "invert the order"),
-    ("/", "filter rows (regex; totals unchanged); Esc clears"),
+    ("/", "filter rows (regex, !regex: the others); Esc clears"),
     ("↑ ↓ PgUp PgDn", "select a row (j k, g G)"),
     ("Enter", "detail of the row; Esc closes"),
     ("Space", "pause the display (a replay waits)"),
