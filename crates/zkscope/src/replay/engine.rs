@@ -92,8 +92,9 @@ pub struct Answer {
     pub data: Option<Option<Vec<u8>>>,
     /// Children, sorted.
     pub children: Option<Vec<Vec<u8>>>,
-    /// Stat versions: version, cversion, aversion, dataLength, numChildren.
-    pub versions: Option<[i32; 5]>,
+    /// Stat versions: version, cversion, aversion, dataLength, numChildren, and whether the
+    /// node is ephemeral (1) or not (0): owners are sessions of each ensemble, never equal.
+    pub versions: Option<[i32; 6]>,
     /// getACL's list (encoded).
     pub acl: Option<Vec<u8>>,
     /// getAllChildrenNumber.
@@ -568,13 +569,14 @@ fn created_paths(body: &ReplyBody<'_>, asked: &[Vec<u8>], shared: &Shared) -> Ve
         .collect()
 }
 
-fn versions(s: &zkscope_proto::client::Stat) -> [i32; 5] {
+fn versions(s: &zkscope_proto::client::Stat) -> [i32; 6] {
     [
         s.version,
         s.cversion,
         s.aversion,
         s.data_length,
         s.num_children,
+        i32::from(s.ephemeral_owner != 0),
     ]
 }
 
@@ -683,6 +685,11 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
     let mut res = SessionResult::default();
     let timeout_ms = cap.timeout.filter(|&t| t > 0).unwrap_or(30_000);
     let progress = shared.progress.get(s);
+    // Connect when the capture's session starts sending, not all at once.
+    if let (Some(speed), Some(first)) = (shared.opts.speed, cap.reqs.first()) {
+        let offset = ((first.ts - shared.t0).max(0) as f64 / speed) as u64;
+        tokio::time::sleep_until(shared.start + Duration::from_nanos(offset)).await;
+    }
     let skip_all = |why: Skip| {
         vec![
             Outcome {

@@ -703,6 +703,7 @@ fn diff_answers(
             "aversion",
             "dataLength",
             "numChildren",
+            "ephemeral",
         ];
         for ((n, p), q) in names.iter().zip(x).zip(y) {
             if p != q {
