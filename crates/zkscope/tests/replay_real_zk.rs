@@ -236,6 +236,21 @@ fn replay_with_writes_rebuilds_the_same_tree() {
         assert_eq!(n, 1, "{op} {err}: {v:#}");
     }
     assert!(cl.keys().any(|(op, _)| op == "multi"), "{v:#}");
+    // Latency of both sides, per class, with the ratio.
+    let set = &cl[&("setData".to_string(), "/rp/app/n{n}".to_string())];
+    for k in [
+        "captured_p50_ms",
+        "captured_p99_ms",
+        "replayed_p50_ms",
+        "replayed_p99_ms",
+    ] {
+        assert!(set[k].as_f64().unwrap() > 0.0, "{k}: {set}");
+    }
+    assert!(set["p99_ratio"].as_f64().is_some(), "{set}");
+    // Both captured sessions were mapped to sessions of B.
+    let sessions = v["session_map"].as_object().expect("session_map");
+    assert_eq!(sessions.len(), 2, "{v:#}");
+    assert!(sessions.iter().all(|(c, r)| Some(c.as_str()) != r.as_str()));
     // Notifications: three fired in the capture, the same three in the replay.
     let captured: u64 = v["notifications"]
         .as_array()
@@ -326,6 +341,21 @@ fn missing_subtree_compare_and_refusal() {
         ],
         "{v:#}"
     );
+    // The same as text.
+    let mut cmd = Command::new(zkscope_bin());
+    cmd.args(["replay", "-r", &pcap, &port, "--to", &b.addr(), "-q"]);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(300));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for line in [
+        "# Error codes that differ (captured → replayed)",
+        "  getData /rr/b/beta: OK → NONODE ×1",
+        "  getChildren /rr/b: OK → NONODE ×1",
+        "#   not sent (write (no --allow-writes)): 1",
+        "# Notifications: 0 missing, 0 extra",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+    }
     // The captured write was not sent.
     assert_eq!(
         v["skipped"],
@@ -439,6 +469,30 @@ fn fixture_replay_paced_under_a_chroot_with_auth() {
         .map(|u| u["path"].as_str().unwrap())
         .collect();
     assert_eq!(unserved, ["/cli/ttl", "/rust/ttl"], "{v:#}");
+    // Without TTL nodes their notifications are missing, and only those.
+    let mut missing: Vec<(String, String)> = v["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["missing"] != 0)
+        .map(|r| {
+            (
+                r["event"].as_str().unwrap().into(),
+                r["path"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    missing.sort();
+    assert_eq!(
+        missing,
+        [
+            (s("NodeCreated"), s("/rust/ttl")),
+            (s("NodeDeleted"), s("/cli/ttl")),
+            (s("NodeDeleted"), s("/rust/ttl")),
+        ],
+        "{v:#}"
+    );
+    assert_eq!(v["notifications_extra"], 0, "{v:#}");
     // The captured auth was replaced by --auth: the digest-protected reads succeed as captured,
     // and the anonymous session still gets NOAUTH.
     let cl = classes(&v);

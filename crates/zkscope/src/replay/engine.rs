@@ -398,12 +398,16 @@ async fn handshake(
     )
     .map_err(|e| e.to_string())?;
     let f = frame(&body).map_err(|e| e.to_string())?;
-    w.write_all(&f)
-        .await
-        .map_err(|e| format!("cannot send the handshake: {e}"))?;
-    let resp = read_frame(&mut r)
-        .await
-        .map_err(|e| format!("no handshake answer: {e}"))?;
+    // A server over its connection limit per client address (maxClientCnxns, 60 by default)
+    // closes new connections at once.
+    let closed = |e: std::io::Error| {
+        format!(
+            "the target closed the connection at the handshake ({e}; too many connections \
+             from this address for its maxClientCnxns?)"
+        )
+    };
+    w.write_all(&f).await.map_err(closed)?;
+    let resp = read_frame(&mut r).await.map_err(closed)?;
     let c = ConnectResponse::decode(&resp).map_err(|e| format!("bad handshake answer: {e}"))?;
     if c.is_expired() {
         return Err("the server refused the session".into());
