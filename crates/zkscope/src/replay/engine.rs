@@ -1234,6 +1234,71 @@ pub async fn ensure_chroot(
 mod tests {
     use super::*;
 
+    fn shared(chroot: Option<&str>) -> Shared {
+        Shared {
+            opts: Options {
+                targets: Vec::new(),
+                compare: None,
+                speed: None,
+                allow_writes: true,
+                chroot: chroot.map(|c| c.as_bytes().to_vec()),
+                auth: vec![b"app:secret".to_vec()],
+                connect_timeout: Duration::from_secs(1),
+                wait_timeout: Duration::from_secs(1),
+                event_wait: Duration::from_secs(1),
+            },
+            created: HashSet::new(),
+            seq: Mutex::new(HashMap::new()),
+            seq_rev: Mutex::new(HashMap::new()),
+            seq_version: watch::channel(0).0,
+            progress: Vec::new(),
+            start: Instant::now(),
+            t0: 0,
+        }
+    }
+
+    #[test]
+    fn paths_map_both_ways() {
+        let sh = shared(Some("/r"));
+        sh.record_names(
+            &[b"/l/n-0000000042".to_vec()],
+            &[b"/l/n-0000000003".to_vec()],
+        );
+        assert_eq!(sh.map_out(b"/l/n-0000000042"), b"/r/l/n-0000000003");
+        assert_eq!(sh.map_out(b"/l/n-0000000042/x"), b"/r/l/n-0000000003/x");
+        // a longer name that merely starts the same is another node
+        assert_eq!(sh.map_out(b"/l/n-00000000421"), b"/r/l/n-00000000421");
+        assert_eq!(sh.map_out(b"/"), b"/r");
+        assert_eq!(sh.map_in(b"/r/l/n-0000000003/x"), b"/l/n-0000000042/x");
+        assert_eq!(sh.map_in(b"/r"), b"/");
+        let plain = shared(None);
+        assert_eq!(plain.map_out(b"/a"), b"/a");
+    }
+
+    #[test]
+    fn auth_is_replaced_only_for_the_same_digest_user() {
+        let sh = shared(None);
+        let auth = |scheme: &[u8], cred: &[u8]| {
+            let mut f = Vec::new();
+            let mut w = zkscope_proto::client::Writer::new(&mut f);
+            w.i32(AUTH_XID);
+            w.i32(OpCode::AUTH.0);
+            w.i32(0);
+            w.ustring(Some(scheme)).unwrap();
+            w.buffer(Some(cred)).unwrap();
+            f
+        };
+        assert_eq!(
+            replacement_auth(&sh.opts, &auth(b"digest", b"app:captured")),
+            Some(b"app:secret".to_vec())
+        );
+        assert_eq!(
+            replacement_auth(&sh.opts, &auth(b"digest", b"other:x")),
+            None
+        );
+        assert_eq!(replacement_auth(&sh.opts, &auth(b"ip", b"app:x")), None);
+    }
+
     #[test]
     fn prefixes() {
         assert_eq!(prefix_ends(b"/a/bc/d"), vec![2, 5, 7]);

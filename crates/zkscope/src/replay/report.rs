@@ -517,7 +517,15 @@ impl Report {
             "# Sessions: {} captured, {} replayed, {} with errors",
             self.sessions_captured, self.sessions_replayed, self.sessions_failed
         );
-        for e in &self.session_errors {
+        const SHOWN: usize = 10;
+        if self.session_errors.len() > SHOWN {
+            let _ = writeln!(
+                o,
+                "#   (the first {SHOWN}; --format json lists all {})",
+                self.session_errors.len()
+            );
+        }
+        for e in self.session_errors.iter().take(SHOWN) {
             let _ = writeln!(
                 o,
                 "#   session {}: {}",
