@@ -185,26 +185,33 @@ fn err_diffs(v: &Value) -> Vec<(String, String, String, String, u64)> {
 fn replay_with_writes_rebuilds_the_same_tree() {
     let dir = TempDir::new("replay");
     let a = ZkServer::standalone(ZkOpts::new());
-    let b = ZkServer::standalone(ZkOpts::new());
-    // A's /locks has moved its counter before the capture; B's has not: every sequential name
-    // differs, so later requests only hit the right nodes if names are mapped.
+    // A's /locks has moved its counter before the capture; the targets' have not: every
+    // sequential name differs, so later requests only hit the right nodes if names are mapped.
     py(&dir, &["churn", &a.addr(), "7"]);
-    py(&dir, &["churn", &b.addr(), "0"]);
     let pcap = capture(&a, &dir, "workload.pcap", &["workload"]);
-    let port = format!("--port={}", a.client_port());
+    // As fast as the order allows, and at the captured pace (twice as fast).
+    replay_into_fresh_server(&dir, &a, &pcap, &["--max-speed"]);
+    replay_into_fresh_server(&dir, &a, &pcap, &["--speed", "2"]);
+}
 
-    let (code, report, stderr) = replay(&[
+fn replay_into_fresh_server(dir: &TempDir, a: &ZkServer, pcap: &str, pace: &[&str]) {
+    let b = ZkServer::standalone(ZkOpts::new());
+    py(dir, &["churn", &b.addr(), "0"]);
+    let port = format!("--port={}", a.client_port());
+    let addr = b.addr();
+    let mut args = vec![
         "-r",
-        &pcap,
+        pcap,
         &port,
         "--to",
-        &b.addr(),
+        &addr,
         "--allow-writes",
-        "--max-speed",
         "--format",
         "json",
         "-q",
-    ]);
+    ];
+    args.extend_from_slice(pace);
+    let (code, report, stderr) = replay(&args);
     assert_eq!(code, 0, "{stderr}");
     let v = report.expect("JSON report");
     assert_eq!(v["sessions_captured"], 2, "{v:#}");
@@ -272,8 +279,8 @@ fn replay_with_writes_rebuilds_the_same_tree() {
             .map(str::to_string)
             .unwrap_or_else(|| p.to_string())
     };
-    let tree_a = py(&dir, &["tree", &a.addr(), "/rp", "/locks"]);
-    let tree_b = py(&dir, &["tree", &b.addr(), "/rp", "/locks"]);
+    let tree_a = py(dir, &["tree", &a.addr(), "/rp", "/locks"]);
+    let tree_b = py(dir, &["tree", &b.addr(), "/rp", "/locks"]);
     let mut want: BTreeMap<String, Value> = tree_a
         .as_object()
         .unwrap()
