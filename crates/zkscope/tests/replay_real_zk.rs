@@ -190,21 +190,49 @@ fn replay_with_writes_rebuilds_the_same_tree() {
     py(&dir, &["churn", &a.addr(), "7"]);
     let pcap = capture(&a, &dir, "workload.pcap", &["workload"]);
     // As fast as the order allows, and at the captured pace (twice as fast).
-    replay_into_fresh_server(&dir, &a, &pcap, &["--max-speed"]);
-    replay_into_fresh_server(&dir, &a, &pcap, &["--speed", "2"]);
+    for pace in [&["--max-speed"][..], &["--speed", "2"]] {
+        let b = ZkServer::standalone(ZkOpts::new());
+        py(&dir, &["churn", &b.addr(), "0"]);
+        replay_and_check(&dir, &a, &pcap, &b.addr(), &b.addr(), pace, &|| ());
+    }
+    // Into a three-server ensemble, sessions spread over its members.
+    let ens = ZkEnsemble::start(3, ZkOpts::new().standalone_enabled(false));
+    let members: Vec<String> = (1..=3).map(|id| ens.server(id).addr()).collect();
+    py(&dir, &["churn", &members[0], "0"]);
+    let synced = || {
+        for id in 1..=3 {
+            ens.wait_synced(id, Duration::from_secs(60));
+        }
+    };
+    replay_and_check(
+        &dir,
+        &a,
+        &pcap,
+        &members.join(","),
+        &members[2],
+        &["--max-speed"],
+        &synced,
+    );
 }
 
-fn replay_into_fresh_server(dir: &TempDir, a: &ZkServer, pcap: &str, pace: &[&str]) {
-    let b = ZkServer::standalone(ZkOpts::new());
-    py(dir, &["churn", &b.addr(), "0"]);
+/// Replays the write workload into `to` and checks the report and the tree read from
+/// `tree_from` (after `settle`).
+fn replay_and_check(
+    dir: &TempDir,
+    a: &ZkServer,
+    pcap: &str,
+    to: &str,
+    tree_from: &str,
+    pace: &[&str],
+    settle: &dyn Fn(),
+) {
     let port = format!("--port={}", a.client_port());
-    let addr = b.addr();
     let mut args = vec![
         "-r",
         pcap,
         &port,
         "--to",
-        &addr,
+        to,
         "--allow-writes",
         "--format",
         "json",
@@ -279,8 +307,9 @@ fn replay_into_fresh_server(dir: &TempDir, a: &ZkServer, pcap: &str, pace: &[&st
             .map(str::to_string)
             .unwrap_or_else(|| p.to_string())
     };
+    settle();
     let tree_a = py(dir, &["tree", &a.addr(), "/rp", "/locks"]);
-    let tree_b = py(dir, &["tree", &b.addr(), "/rp", "/locks"]);
+    let tree_b = py(dir, &["tree", tree_from, "/rp", "/locks"]);
     let mut want: BTreeMap<String, Value> = tree_a
         .as_object()
         .unwrap()
