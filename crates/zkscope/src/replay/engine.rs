@@ -92,9 +92,10 @@ pub struct Answer {
     pub data: Option<Option<Vec<u8>>>,
     /// Children, sorted.
     pub children: Option<Vec<Vec<u8>>>,
-    /// Stat versions: version, cversion, aversion, dataLength, numChildren, and whether the
-    /// node is ephemeral (1) or not (0): owners are sessions of each ensemble, never equal.
-    pub versions: Option<[i32; 6]>,
+    /// Stat versions: version, cversion, aversion, dataLength, numChildren.
+    pub versions: Option<[i32; 5]>,
+    /// The Stat's ephemeral owner (0: persistent), a session of the ensemble that answered.
+    pub owner: Option<i64>,
     /// getACL's list (encoded).
     pub acl: Option<Vec<u8>>,
     /// getAllChildrenNumber.
@@ -138,6 +139,8 @@ pub struct SessionResult {
     pub outcomes: Vec<Outcome>,
     /// Per captured request (`--compare` ensemble).
     pub compare: Option<Vec<Outcome>>,
+    /// Session id the `--compare` ensemble gave.
+    pub compare_session_id: Option<i64>,
     /// Notifications (type, path in the capture's names).
     pub events: Vec<(i32, Vec<u8>)>,
     /// What went wrong with the connection, if anything.
@@ -573,14 +576,13 @@ fn created_paths(body: &ReplyBody<'_>, asked: &[Vec<u8>], shared: &Shared) -> Ve
         .collect()
 }
 
-fn versions(s: &zkscope_proto::client::Stat) -> [i32; 6] {
+fn versions(s: &zkscope_proto::client::Stat) -> [i32; 5] {
     [
         s.version,
         s.cversion,
         s.aversion,
         s.data_length,
         s.num_children,
-        i32::from(s.ephemeral_owner != 0),
     ]
 }
 
@@ -595,16 +597,22 @@ fn answer(body: &ReplyBody<'_>) -> Answer {
         ReplyBody::GetData { data, stat } => {
             a.data = Some(data.bytes().map(<[u8]>::to_vec));
             a.versions = Some(versions(stat));
+            a.owner = Some(stat.ephemeral_owner);
         }
-        ReplyBody::Stat { stat } => a.versions = Some(versions(stat)),
+        ReplyBody::Stat { stat } => {
+            a.versions = Some(versions(stat));
+            a.owner = Some(stat.ephemeral_owner);
+        }
         ReplyBody::GetChildren { children } => a.children = Some(sorted(children)),
         ReplyBody::GetChildren2 { children, stat } => {
             a.children = Some(sorted(children));
             a.versions = Some(versions(stat));
+            a.owner = Some(stat.ephemeral_owner);
         }
         ReplyBody::GetAcl { acl, stat } => {
             a.acl = Some(acl.raw().to_vec());
             a.versions = Some(versions(stat));
+            a.owner = Some(stat.ephemeral_owner);
         }
         ReplyBody::GetAllChildrenNumber { total } => a.number = Some(*total),
         _ => {}
@@ -1012,6 +1020,7 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
         res.error = o.lost().map(|e| format!("--compare: {e}"));
     }
     res.outcomes = std::mem::take(&mut *lock(&conn.results));
+    res.compare_session_id = other.as_ref().map(|o| o.session_id);
     res.compare = other.map(|o| std::mem::take(&mut *lock(&o.results)));
     res.events = std::mem::take(&mut *lock(&conn.events));
     res

@@ -302,6 +302,21 @@ impl Report {
         let (mut cap_first, mut cap_last) = (i64::MAX, i64::MIN);
         let (mut rep_first, mut rep_last) = (i64::MAX, i64::MIN);
         let empty = SessionResult::default();
+        // Ephemeral owners are sessions of each ensemble: the captured session behind them
+        // is what can be compared.
+        let mut owners = Owners::default();
+        for (k, (res, cap)) in results.iter().zip(&plan.sessions).enumerate() {
+            let name = cap
+                .id
+                .map(|i| format!("the replay of session {i:#x}"))
+                .unwrap_or_else(|| format!("the replay of captured session #{k}"));
+            if let Some(id) = res.session_id {
+                owners.target.insert(id, name.clone());
+            }
+            if let Some(id) = res.compare_session_id {
+                owners.compare.insert(id, name);
+            }
+        }
         for (k, cap) in plan.sessions.iter().enumerate() {
             let res = results.get(k).unwrap_or(&empty);
             let cap_id = cap.id.map(|i| format!("{i:#x}"));
@@ -399,10 +414,9 @@ impl Report {
                         diff_answers(
                             &op,
                             &String::from_utf8_lossy(path),
-                            got.err,
-                            got.answer.as_ref(),
-                            other.err,
-                            other.answer.as_ref(),
+                            (got.err, got.answer.as_ref()),
+                            (other.err, other.answer.as_ref()),
+                            &owners,
                             &mut answer_diffs,
                         );
                     }
@@ -663,13 +677,19 @@ fn event_row<'m>(
         })
 }
 
+/// Replayed session ids of each ensemble → the captured session they replay.
+#[derive(Default)]
+struct Owners {
+    target: HashMap<i64, String>,
+    compare: HashMap<i64, String>,
+}
+
 fn diff_answers(
     op: &str,
     path: &str,
-    err_a: i32,
-    a: Option<&Answer>,
-    err_b: i32,
-    b: Option<&Answer>,
+    (err_a, a): (i32, Option<&Answer>),
+    (err_b, b): (i32, Option<&Answer>),
+    owners: &Owners,
     out: &mut Vec<AnswerDiff>,
 ) {
     let mut push = |field: &str, x: String, y: String| {
@@ -711,13 +731,28 @@ fn diff_answers(
             "aversion",
             "dataLength",
             "numChildren",
-            "ephemeral",
         ];
         for ((n, p), q) in names.iter().zip(x).zip(y) {
             if p != q {
                 push(n, p.to_string(), q.to_string());
             }
         }
+    }
+    let owner = |o: Option<i64>, map: &HashMap<i64, String>| match o {
+        None => "-".to_string(),
+        Some(0) => "persistent".to_string(),
+        Some(id) => map
+            .get(&id)
+            .cloned()
+            // a session of that ensemble's own clients: ids cannot be compared
+            .unwrap_or_else(|| "ephemeral of another session".to_string()),
+    };
+    let (oa, ob) = (
+        owner(a.owner, &owners.target),
+        owner(b.owner, &owners.compare),
+    );
+    if oa != ob {
+        push("ephemeralOwner", oa, ob);
     }
     if a.acl != b.acl {
         push("acl", "…".into(), "…".into());
