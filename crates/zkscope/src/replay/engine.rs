@@ -163,6 +163,8 @@ struct Shared {
     seq_rev: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
     seq_version: watch::Sender<u64>,
     progress: Vec<Progress>,
+    /// Sessions a wait ran out of time on: nobody waits for them again.
+    stalled: Mutex<HashSet<u32>>,
     start: Instant,
     t0: i64,
 }
@@ -744,7 +746,6 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
     let mut closed = false;
     let mut event_deficit = 0u32;
     let mut stopped_at = n;
-    let mut stalled: HashSet<u32> = HashSet::new();
     for (i, req) in cap.reqs.iter().enumerate() {
         if let Some(_why) = conn.lost() {
             stopped_at = i;
@@ -767,10 +768,8 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
             Some(Skip::Credentials)
         } else if matches!(req.opcode, OpCode::SET_WATCHES | OpCode::SET_WATCHES2) {
             Some(Skip::Reconnect)
-        } else if (req.opcode.is_write() && req.opcode != OpCode::CLOSE_SESSION
-            || is_write_multi(&req.frame))
-            && !writes
-        {
+        } else if req.opcode.is_write() && req.opcode != OpCode::CLOSE_SESSION && !writes {
+            // multi (14) counts as a write whatever it holds; multiRead (22) does not
             Some(Skip::Write)
         } else {
             None
@@ -793,7 +792,7 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
         // Order: what other sessions had done before this request was captured.
         let waited = Instant::now();
         for &(other, k) in &req.deps {
-            if stalled.contains(&other) {
+            if lock(&shared.stalled).contains(&other) {
                 continue;
             }
             if let Some(p) = shared.progress.get(other as usize) {
@@ -806,7 +805,7 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
                 {
                     // Waited long enough on that one: never again.
                     res.order_timeouts += 1;
-                    stalled.insert(other);
+                    lock(&shared.stalled).insert(other);
                 }
             }
         }
@@ -819,7 +818,7 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
                 .await
                 .is_none()
             {
-                event_deficit += want - *rx.borrow();
+                event_deficit += want.saturating_sub(*rx.borrow());
             }
         }
         let order_wait_ns = i64::try_from(waited.elapsed().as_nanos()).unwrap_or(i64::MAX);
@@ -1004,11 +1003,18 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
     // A reader ends when the target closes the connection after closeSession; replies still
     // missing then never came.
     let deadline = Instant::now() + shared.opts.wait_timeout;
-    for t in tasks {
+    for (t, c) in tasks.into_iter().zip(&conns) {
         t.keepalive.abort();
         let abort = t.reader.abort_handle();
         if tokio::time::timeout_at(deadline, t.reader).await.is_err() {
             abort.abort();
+            let unanswered = lock(&c.pending).iter().filter(|p| p.idx.is_some()).count();
+            if unanswered > 0 {
+                c.lose(&format!(
+                    "the target left {unanswered} requests unanswered for {:?} (--wait-timeout)",
+                    shared.opts.wait_timeout
+                ));
+            }
         }
     }
     if let Some(p) = progress {
@@ -1068,16 +1074,6 @@ fn replacement_auth(opts: &Options, frame: &[u8]) -> Option<Vec<u8>> {
         .cloned()
 }
 
-fn is_write_multi(frame: &[u8]) -> bool {
-    match decode_request(frame) {
-        Ok(r) => match r.body {
-            RequestBody::Multi(ops) => ops.iter().any(|o| o.op.is_write()),
-            _ => false,
-        },
-        Err(_) => false,
-    }
-}
-
 /// Replays `plan`; results are per captured session, in the plan's order, and the sequential
 /// names that differ (captured → replayed).
 pub async fn replay(
@@ -1091,6 +1087,7 @@ pub async fn replay(
             .iter()
             .map(|s| Progress::new(s.reqs.len()))
             .collect(),
+        stalled: Mutex::new(HashSet::new()),
         created,
         seq: Mutex::new(HashMap::new()),
         seq_rev: Mutex::new(HashMap::new()),
@@ -1137,9 +1134,17 @@ pub async fn answers_as_captured(plan: &Plan, target: &str, budget: Duration) ->
     if plan.fingerprints.is_empty() {
         return None;
     }
-    let Ok(Ok((mut r, mut w, _, _))) = timeout(budget, handshake(target, 10_000)).await else {
-        return None;
-    };
+    // A target that does not answer within the budget cannot be told apart (and will fail the
+    // replay anyway).
+    timeout(budget, same_nodes(plan, target))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Whether `target` holds a node of the capture's fingerprints (same czxid and ctime).
+async fn same_nodes(plan: &Plan, target: &str) -> Option<String> {
+    let (mut r, mut w, _, _) = handshake(target, 10_000).await.ok()?;
     let mut found = None;
     for (k, (path, czxid, ctime)) in plan.fingerprints.iter().enumerate() {
         let mut body = Vec::new();
@@ -1158,7 +1163,7 @@ pub async fn answers_as_captured(plan: &Plan, target: &str, budget: Duration) ->
         if w.write_all(&f).await.is_err() {
             break;
         }
-        let Ok(Ok(rep)) = timeout(budget, read_frame(&mut r)).await else {
+        let Ok(rep) = read_frame(&mut r).await else {
             break;
         };
         if let Ok(reply) = decode_reply(&rep, Some(OpCode::EXISTS)) {
@@ -1261,6 +1266,7 @@ mod tests {
             seq_rev: Mutex::new(HashMap::new()),
             seq_version: watch::channel(0).0,
             progress: Vec::new(),
+            stalled: Mutex::new(HashSet::new()),
             start: Instant::now(),
             t0: 0,
         }
