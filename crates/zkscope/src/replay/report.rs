@@ -576,7 +576,7 @@ impl Report {
         let _ = writeln!(o, "# Calls by operation and path class (latency in ms)");
         let _ = writeln!(
             o,
-            "# {:<14} {:<32} {:>8} {:>8} {:>7} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6}",
+            "# {:<20} {:<32} {:>8} {:>8} {:>7} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6}",
             "op",
             "path",
             "captured",
@@ -592,7 +592,7 @@ impl Report {
         for c in &self.classes {
             let _ = writeln!(
                 o,
-                "  {:<14} {:<32} {:>8} {:>8} {:>7} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6}",
+                "  {:<20} {:<32} {:>8} {:>8} {:>7} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6}",
                 c.op,
                 if c.path.is_empty() { "-" } else { &c.path },
                 c.captured_calls,
