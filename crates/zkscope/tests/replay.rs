@@ -110,8 +110,9 @@ fn unreachable_target_gives_a_partial_report() {
 }
 
 /// A server that completes the handshake, answers the first `answer` requests of each
-/// connection with NONODE, then closes the connection.
-fn dropping_server(answer: usize) -> (String, Arc<AtomicI64>) {
+/// connection with NONODE, then closes the connection (or, when `silent`, reads and never
+/// answers again).
+fn dropping_server(answer: usize, silent: bool) -> (String, Arc<AtomicI64>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let conns = Arc::new(AtomicI64::new(0));
@@ -120,7 +121,7 @@ fn dropping_server(answer: usize) -> (String, Arc<AtomicI64>) {
         for stream in listener.incoming() {
             let Ok(s) = stream else { return };
             let id = counter.fetch_add(1, Ordering::SeqCst) + 1;
-            std::thread::spawn(move || serve(s, id, answer));
+            std::thread::spawn(move || serve(s, id, answer, silent));
         }
     });
     (addr, conns)
@@ -134,7 +135,7 @@ fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(body)
 }
 
-fn serve(mut s: TcpStream, id: i64, answer: usize) {
+fn serve(mut s: TcpStream, id: i64, answer: usize, silent: bool) {
     if read_frame(&mut s).is_none() {
         return;
     }
@@ -172,12 +173,13 @@ fn serve(mut s: TcpStream, id: i64, answer: usize) {
             return;
         }
     }
-    // then the target goes away, mid-replay
+    // then the target goes away, mid-replay, or hangs
+    while silent && read_frame(&mut s).is_some() {}
 }
 
 #[test]
 fn target_dropping_connections_gives_a_partial_report() {
-    let (to, conns) = dropping_server(2);
+    let (to, conns) = dropping_server(2, false);
     let (code, report, stderr) = replay(&[
         "-r",
         &fixture("fixtures/real/zk38-session.pcap"),
@@ -215,4 +217,28 @@ fn target_dropping_connections_gives_a_partial_report() {
         + v["skipped"]["connection lost"].as_u64().unwrap_or(0);
     assert!(lost > 100, "{v:#}");
     assert!(!v["error_differences"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn silent_target_ends_at_the_wait_timeout() {
+    let (to, _) = dropping_server(1, true);
+    let (code, report, stderr) = replay(&[
+        "-r",
+        &fixture("fixtures/real/zk38-session.pcap"),
+        "--port",
+        "2181",
+        "--to",
+        &to,
+        "--max-speed",
+        "--wait-timeout",
+        "2s",
+        "--connect-timeout",
+        "2s",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("unanswered for 2s"), "{stderr}");
+    let v = report.expect("a partial report");
+    assert!(v["requests_no_reply"].as_u64().unwrap() > 50, "{v:#}");
 }

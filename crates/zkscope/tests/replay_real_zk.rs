@@ -185,26 +185,61 @@ fn err_diffs(v: &Value) -> Vec<(String, String, String, String, u64)> {
 fn replay_with_writes_rebuilds_the_same_tree() {
     let dir = TempDir::new("replay");
     let a = ZkServer::standalone(ZkOpts::new());
-    let b = ZkServer::standalone(ZkOpts::new());
-    // A's /locks has moved its counter before the capture; B's has not: every sequential name
-    // differs, so later requests only hit the right nodes if names are mapped.
+    // A's /locks has moved its counter before the capture; the targets' have not: every
+    // sequential name differs, so later requests only hit the right nodes if names are mapped.
     py(&dir, &["churn", &a.addr(), "7"]);
-    py(&dir, &["churn", &b.addr(), "0"]);
     let pcap = capture(&a, &dir, "workload.pcap", &["workload"]);
-    let port = format!("--port={}", a.client_port());
-
-    let (code, report, stderr) = replay(&[
-        "-r",
+    // As fast as the order allows, and at the captured pace (twice as fast).
+    for pace in [&["--max-speed"][..], &["--speed", "2"]] {
+        let b = ZkServer::standalone(ZkOpts::new());
+        py(&dir, &["churn", &b.addr(), "0"]);
+        replay_and_check(&dir, &a, &pcap, &b.addr(), &b.addr(), pace, &|| ());
+    }
+    // Into a three-server ensemble, sessions spread over its members.
+    let ens = ZkEnsemble::start(3, ZkOpts::new().standalone_enabled(false));
+    let members: Vec<String> = (1..=3).map(|id| ens.server(id).addr()).collect();
+    py(&dir, &["churn", &members[0], "0"]);
+    let synced = || {
+        for id in 1..=3 {
+            ens.wait_synced(id, Duration::from_secs(60));
+        }
+    };
+    replay_and_check(
+        &dir,
+        &a,
         &pcap,
+        &members.join(","),
+        &members[2],
+        &["--max-speed"],
+        &synced,
+    );
+}
+
+/// Replays the write workload into `to` and checks the report and the tree read from
+/// `tree_from` (after `settle`).
+fn replay_and_check(
+    dir: &TempDir,
+    a: &ZkServer,
+    pcap: &str,
+    to: &str,
+    tree_from: &str,
+    pace: &[&str],
+    settle: &dyn Fn(),
+) {
+    let port = format!("--port={}", a.client_port());
+    let mut args = vec![
+        "-r",
+        pcap,
         &port,
         "--to",
-        &b.addr(),
+        to,
         "--allow-writes",
-        "--max-speed",
         "--format",
         "json",
         "-q",
-    ]);
+    ];
+    args.extend_from_slice(pace);
+    let (code, report, stderr) = replay(&args);
     assert_eq!(code, 0, "{stderr}");
     let v = report.expect("JSON report");
     assert_eq!(v["sessions_captured"], 2, "{v:#}");
@@ -236,6 +271,21 @@ fn replay_with_writes_rebuilds_the_same_tree() {
         assert_eq!(n, 1, "{op} {err}: {v:#}");
     }
     assert!(cl.keys().any(|(op, _)| op == "multi"), "{v:#}");
+    // Latency of both sides, per class, with the ratio.
+    let set = &cl[&("setData".to_string(), "/rp/app/n{n}".to_string())];
+    for k in [
+        "captured_p50_ms",
+        "captured_p99_ms",
+        "replayed_p50_ms",
+        "replayed_p99_ms",
+    ] {
+        assert!(set[k].as_f64().unwrap() > 0.0, "{k}: {set}");
+    }
+    assert!(set["p99_ratio"].as_f64().is_some(), "{set}");
+    // Both captured sessions were mapped to sessions of B.
+    let sessions = v["session_map"].as_object().expect("session_map");
+    assert_eq!(sessions.len(), 2, "{v:#}");
+    assert!(sessions.iter().all(|(c, r)| Some(c.as_str()) != r.as_str()));
     // Notifications: three fired in the capture, the same three in the replay.
     let captured: u64 = v["notifications"]
         .as_array()
@@ -257,8 +307,9 @@ fn replay_with_writes_rebuilds_the_same_tree() {
             .map(str::to_string)
             .unwrap_or_else(|| p.to_string())
     };
-    let tree_a = py(&dir, &["tree", &a.addr(), "/rp", "/locks"]);
-    let tree_b = py(&dir, &["tree", &b.addr(), "/rp", "/locks"]);
+    settle();
+    let tree_a = py(dir, &["tree", &a.addr(), "/rp", "/locks"]);
+    let tree_b = py(dir, &["tree", tree_from, "/rp", "/locks"]);
     let mut want: BTreeMap<String, Value> = tree_a
         .as_object()
         .unwrap()
@@ -326,6 +377,21 @@ fn missing_subtree_compare_and_refusal() {
         ],
         "{v:#}"
     );
+    // The same as text.
+    let mut cmd = Command::new(zkscope_bin());
+    cmd.args(["replay", "-r", &pcap, &port, "--to", &b.addr(), "-q"]);
+    let out = run_with_timeout(cmd, None, Duration::from_secs(300));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for line in [
+        "# Error codes that differ (captured → replayed)",
+        "  getData /rr/b/beta: OK → NONODE ×1",
+        "  getChildren /rr/b: OK → NONODE ×1",
+        "#   not sent (write (no --allow-writes)): 1",
+        "# Notifications: 0 missing, 0 extra",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+    }
     // The captured write was not sent.
     assert_eq!(
         v["skipped"],
@@ -439,6 +505,30 @@ fn fixture_replay_paced_under_a_chroot_with_auth() {
         .map(|u| u["path"].as_str().unwrap())
         .collect();
     assert_eq!(unserved, ["/cli/ttl", "/rust/ttl"], "{v:#}");
+    // Without TTL nodes their notifications are missing, and only those.
+    let mut missing: Vec<(String, String)> = v["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["missing"] != 0)
+        .map(|r| {
+            (
+                r["event"].as_str().unwrap().into(),
+                r["path"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    missing.sort();
+    assert_eq!(
+        missing,
+        [
+            (s("NodeCreated"), s("/rust/ttl")),
+            (s("NodeDeleted"), s("/cli/ttl")),
+            (s("NodeDeleted"), s("/rust/ttl")),
+        ],
+        "{v:#}"
+    );
+    assert_eq!(v["notifications_extra"], 0, "{v:#}");
     // The captured auth was replaced by --auth: the digest-protected reads succeed as captured,
     // and the anonymous session still gets NOAUTH.
     let cl = classes(&v);

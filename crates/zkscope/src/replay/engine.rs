@@ -94,6 +94,8 @@ pub struct Answer {
     pub children: Option<Vec<Vec<u8>>>,
     /// Stat versions: version, cversion, aversion, dataLength, numChildren.
     pub versions: Option<[i32; 5]>,
+    /// The Stat's ephemeral owner (0: persistent), a session of the ensemble that answered.
+    pub owner: Option<i64>,
     /// getACL's list (encoded).
     pub acl: Option<Vec<u8>>,
     /// getAllChildrenNumber.
@@ -137,6 +139,8 @@ pub struct SessionResult {
     pub outcomes: Vec<Outcome>,
     /// Per captured request (`--compare` ensemble).
     pub compare: Option<Vec<Outcome>>,
+    /// Session id the `--compare` ensemble gave.
+    pub compare_session_id: Option<i64>,
     /// Notifications (type, path in the capture's names).
     pub events: Vec<(i32, Vec<u8>)>,
     /// What went wrong with the connection, if anything.
@@ -159,6 +163,8 @@ struct Shared {
     seq_rev: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
     seq_version: watch::Sender<u64>,
     progress: Vec<Progress>,
+    /// Sessions a wait ran out of time on: nobody waits for them again.
+    stalled: Mutex<HashSet<u32>>,
     start: Instant,
     t0: i64,
 }
@@ -397,12 +403,16 @@ async fn handshake(
     )
     .map_err(|e| e.to_string())?;
     let f = frame(&body).map_err(|e| e.to_string())?;
-    w.write_all(&f)
-        .await
-        .map_err(|e| format!("cannot send the handshake: {e}"))?;
-    let resp = read_frame(&mut r)
-        .await
-        .map_err(|e| format!("no handshake answer: {e}"))?;
+    // A server over its connection limit per client address (maxClientCnxns, 60 by default)
+    // closes new connections at once.
+    let closed = |e: std::io::Error| {
+        format!(
+            "the target closed the connection at the handshake ({e}; too many connections \
+             from this address for its maxClientCnxns?)"
+        )
+    };
+    w.write_all(&f).await.map_err(closed)?;
+    let resp = read_frame(&mut r).await.map_err(closed)?;
     let c = ConnectResponse::decode(&resp).map_err(|e| format!("bad handshake answer: {e}"))?;
     if c.is_expired() {
         return Err("the server refused the session".into());
@@ -589,16 +599,22 @@ fn answer(body: &ReplyBody<'_>) -> Answer {
         ReplyBody::GetData { data, stat } => {
             a.data = Some(data.bytes().map(<[u8]>::to_vec));
             a.versions = Some(versions(stat));
+            a.owner = Some(stat.ephemeral_owner);
         }
-        ReplyBody::Stat { stat } => a.versions = Some(versions(stat)),
+        ReplyBody::Stat { stat } => {
+            a.versions = Some(versions(stat));
+            a.owner = Some(stat.ephemeral_owner);
+        }
         ReplyBody::GetChildren { children } => a.children = Some(sorted(children)),
         ReplyBody::GetChildren2 { children, stat } => {
             a.children = Some(sorted(children));
             a.versions = Some(versions(stat));
+            a.owner = Some(stat.ephemeral_owner);
         }
         ReplyBody::GetAcl { acl, stat } => {
             a.acl = Some(acl.raw().to_vec());
             a.versions = Some(versions(stat));
+            a.owner = Some(stat.ephemeral_owner);
         }
         ReplyBody::GetAllChildrenNumber { total } => a.number = Some(*total),
         _ => {}
@@ -683,6 +699,11 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
     let mut res = SessionResult::default();
     let timeout_ms = cap.timeout.filter(|&t| t > 0).unwrap_or(30_000);
     let progress = shared.progress.get(s);
+    // Connect when the capture's session starts sending, not all at once.
+    if let (Some(speed), Some(first)) = (shared.opts.speed, cap.reqs.first()) {
+        let offset = ((first.ts - shared.t0).max(0) as f64 / speed) as u64;
+        tokio::time::sleep_until(shared.start + Duration::from_nanos(offset)).await;
+    }
     let skip_all = |why: Skip| {
         vec![
             Outcome {
@@ -725,7 +746,6 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
     let mut closed = false;
     let mut event_deficit = 0u32;
     let mut stopped_at = n;
-    let mut stalled: HashSet<u32> = HashSet::new();
     for (i, req) in cap.reqs.iter().enumerate() {
         if let Some(_why) = conn.lost() {
             stopped_at = i;
@@ -748,10 +768,8 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
             Some(Skip::Credentials)
         } else if matches!(req.opcode, OpCode::SET_WATCHES | OpCode::SET_WATCHES2) {
             Some(Skip::Reconnect)
-        } else if (req.opcode.is_write() && req.opcode != OpCode::CLOSE_SESSION
-            || is_write_multi(&req.frame))
-            && !writes
-        {
+        } else if req.opcode.is_write() && req.opcode != OpCode::CLOSE_SESSION && !writes {
+            // multi (14) counts as a write whatever it holds; multiRead (22) does not
             Some(Skip::Write)
         } else {
             None
@@ -774,7 +792,7 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
         // Order: what other sessions had done before this request was captured.
         let waited = Instant::now();
         for &(other, k) in &req.deps {
-            if stalled.contains(&other) {
+            if lock(&shared.stalled).contains(&other) {
                 continue;
             }
             if let Some(p) = shared.progress.get(other as usize) {
@@ -787,7 +805,7 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
                 {
                     // Waited long enough on that one: never again.
                     res.order_timeouts += 1;
-                    stalled.insert(other);
+                    lock(&shared.stalled).insert(other);
                 }
             }
         }
@@ -800,7 +818,7 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
                 .await
                 .is_none()
             {
-                event_deficit += want - *rx.borrow();
+                event_deficit += want.saturating_sub(*rx.borrow());
             }
         }
         let order_wait_ns = i64::try_from(waited.elapsed().as_nanos()).unwrap_or(i64::MAX);
@@ -985,11 +1003,18 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
     // A reader ends when the target closes the connection after closeSession; replies still
     // missing then never came.
     let deadline = Instant::now() + shared.opts.wait_timeout;
-    for t in tasks {
+    for (t, c) in tasks.into_iter().zip(&conns) {
         t.keepalive.abort();
         let abort = t.reader.abort_handle();
         if tokio::time::timeout_at(deadline, t.reader).await.is_err() {
             abort.abort();
+            let unanswered = lock(&c.pending).iter().filter(|p| p.idx.is_some()).count();
+            if unanswered > 0 {
+                c.lose(&format!(
+                    "the target left {unanswered} requests unanswered for {:?} (--wait-timeout)",
+                    shared.opts.wait_timeout
+                ));
+            }
         }
     }
     if let Some(p) = progress {
@@ -1001,6 +1026,7 @@ async fn session(shared: Arc<Shared>, s: usize, cap: Arc<CapturedSession>) -> Se
         res.error = o.lost().map(|e| format!("--compare: {e}"));
     }
     res.outcomes = std::mem::take(&mut *lock(&conn.results));
+    res.compare_session_id = other.as_ref().map(|o| o.session_id);
     res.compare = other.map(|o| std::mem::take(&mut *lock(&o.results)));
     res.events = std::mem::take(&mut *lock(&conn.events));
     res
@@ -1048,16 +1074,6 @@ fn replacement_auth(opts: &Options, frame: &[u8]) -> Option<Vec<u8>> {
         .cloned()
 }
 
-fn is_write_multi(frame: &[u8]) -> bool {
-    match decode_request(frame) {
-        Ok(r) => match r.body {
-            RequestBody::Multi(ops) => ops.iter().any(|o| o.op.is_write()),
-            _ => false,
-        },
-        Err(_) => false,
-    }
-}
-
 /// Replays `plan`; results are per captured session, in the plan's order, and the sequential
 /// names that differ (captured → replayed).
 pub async fn replay(
@@ -1071,6 +1087,7 @@ pub async fn replay(
             .iter()
             .map(|s| Progress::new(s.reqs.len()))
             .collect(),
+        stalled: Mutex::new(HashSet::new()),
         created,
         seq: Mutex::new(HashMap::new()),
         seq_rev: Mutex::new(HashMap::new()),
@@ -1117,9 +1134,17 @@ pub async fn answers_as_captured(plan: &Plan, target: &str, budget: Duration) ->
     if plan.fingerprints.is_empty() {
         return None;
     }
-    let Ok(Ok((mut r, mut w, _, _))) = timeout(budget, handshake(target, 10_000)).await else {
-        return None;
-    };
+    // A target that does not answer within the budget cannot be told apart (and will fail the
+    // replay anyway).
+    timeout(budget, same_nodes(plan, target))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Whether `target` holds a node of the capture's fingerprints (same czxid and ctime).
+async fn same_nodes(plan: &Plan, target: &str) -> Option<String> {
+    let (mut r, mut w, _, _) = handshake(target, 10_000).await.ok()?;
     let mut found = None;
     for (k, (path, czxid, ctime)) in plan.fingerprints.iter().enumerate() {
         let mut body = Vec::new();
@@ -1138,7 +1163,7 @@ pub async fn answers_as_captured(plan: &Plan, target: &str, budget: Duration) ->
         if w.write_all(&f).await.is_err() {
             break;
         }
-        let Ok(Ok(rep)) = timeout(budget, read_frame(&mut r)).await else {
+        let Ok(rep) = read_frame(&mut r).await else {
             break;
         };
         if let Ok(reply) = decode_reply(&rep, Some(OpCode::EXISTS)) {
@@ -1222,6 +1247,72 @@ pub async fn ensure_chroot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shared(chroot: Option<&str>) -> Shared {
+        Shared {
+            opts: Options {
+                targets: Vec::new(),
+                compare: None,
+                speed: None,
+                allow_writes: true,
+                chroot: chroot.map(|c| c.as_bytes().to_vec()),
+                auth: vec![b"app:secret".to_vec()],
+                connect_timeout: Duration::from_secs(1),
+                wait_timeout: Duration::from_secs(1),
+                event_wait: Duration::from_secs(1),
+            },
+            created: HashSet::new(),
+            seq: Mutex::new(HashMap::new()),
+            seq_rev: Mutex::new(HashMap::new()),
+            seq_version: watch::channel(0).0,
+            progress: Vec::new(),
+            stalled: Mutex::new(HashSet::new()),
+            start: Instant::now(),
+            t0: 0,
+        }
+    }
+
+    #[test]
+    fn paths_map_both_ways() {
+        let sh = shared(Some("/r"));
+        sh.record_names(
+            &[b"/l/n-0000000042".to_vec()],
+            &[b"/l/n-0000000003".to_vec()],
+        );
+        assert_eq!(sh.map_out(b"/l/n-0000000042"), b"/r/l/n-0000000003");
+        assert_eq!(sh.map_out(b"/l/n-0000000042/x"), b"/r/l/n-0000000003/x");
+        // a longer name that merely starts the same is another node
+        assert_eq!(sh.map_out(b"/l/n-00000000421"), b"/r/l/n-00000000421");
+        assert_eq!(sh.map_out(b"/"), b"/r");
+        assert_eq!(sh.map_in(b"/r/l/n-0000000003/x"), b"/l/n-0000000042/x");
+        assert_eq!(sh.map_in(b"/r"), b"/");
+        let plain = shared(None);
+        assert_eq!(plain.map_out(b"/a"), b"/a");
+    }
+
+    #[test]
+    fn auth_is_replaced_only_for_the_same_digest_user() {
+        let sh = shared(None);
+        let auth = |scheme: &[u8], cred: &[u8]| {
+            let mut f = Vec::new();
+            let mut w = zkscope_proto::client::Writer::new(&mut f);
+            w.i32(AUTH_XID);
+            w.i32(OpCode::AUTH.0);
+            w.i32(0);
+            w.ustring(Some(scheme)).unwrap();
+            w.buffer(Some(cred)).unwrap();
+            f
+        };
+        assert_eq!(
+            replacement_auth(&sh.opts, &auth(b"digest", b"app:captured")),
+            Some(b"app:secret".to_vec())
+        );
+        assert_eq!(
+            replacement_auth(&sh.opts, &auth(b"digest", b"other:x")),
+            None
+        );
+        assert_eq!(replacement_auth(&sh.opts, &auth(b"ip", b"app:x")), None);
+    }
 
     #[test]
     fn prefixes() {

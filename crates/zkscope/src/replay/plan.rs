@@ -362,3 +362,65 @@ fn compute_waits(sessions: &mut [CapturedSession]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(ts: i64, significant: bool, reply_ts: Option<i64>) -> CapturedReq {
+        CapturedReq {
+            ts,
+            opcode: OpCode::GET_DATA,
+            frame: Vec::new(),
+            incomplete: false,
+            path: None,
+            significant,
+            reply: reply_ts.map(|t| CapturedReply {
+                ts: t,
+                err: 0,
+                latency_ns: t - ts,
+                created: Vec::new(),
+            }),
+            deps: Vec::new(),
+            events_before: 0,
+        }
+    }
+
+    #[test]
+    fn waits_follow_the_captured_order() {
+        // Session 0 sets a watch (answered at 20) and writes (answered at 50); session 1
+        // sends at 10 (before any), 30 (after the watch) and 60 (after both).
+        let mut sessions = vec![
+            CapturedSession {
+                reqs: vec![
+                    req(15, true, Some(20)),
+                    req(40, true, Some(50)),
+                    req(70, false, Some(71)),
+                ],
+                events: vec![CapturedEvent {
+                    ts: 45,
+                    event_type: 3,
+                    path: b"/a".to_vec(),
+                }],
+                ..CapturedSession::default()
+            },
+            CapturedSession {
+                reqs: vec![
+                    req(10, false, Some(11)),
+                    req(30, false, Some(31)),
+                    req(60, false, Some(61)),
+                ],
+                ..CapturedSession::default()
+            },
+        ];
+        compute_waits(&mut sessions);
+        let deps = |s: usize, i: usize| sessions[s].reqs[i].deps.clone();
+        assert_eq!(deps(1, 0), vec![]);
+        assert_eq!(deps(1, 1), vec![(0, 1)]);
+        assert_eq!(deps(1, 2), vec![(0, 2)]);
+        // Session 1's replies are not significant: session 0 waits for nobody.
+        assert_eq!(deps(0, 1), vec![]);
+        assert_eq!(sessions[0].reqs[1].events_before, 0);
+        assert_eq!(sessions[0].reqs[2].events_before, 1);
+    }
+}

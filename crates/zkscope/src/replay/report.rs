@@ -302,6 +302,21 @@ impl Report {
         let (mut cap_first, mut cap_last) = (i64::MAX, i64::MIN);
         let (mut rep_first, mut rep_last) = (i64::MAX, i64::MIN);
         let empty = SessionResult::default();
+        // Ephemeral owners are sessions of each ensemble: the captured session behind them
+        // is what can be compared.
+        let mut owners = Owners::default();
+        for (k, (res, cap)) in results.iter().zip(&plan.sessions).enumerate() {
+            let name = cap
+                .id
+                .map(|i| format!("the replay of session {i:#x}"))
+                .unwrap_or_else(|| format!("the replay of captured session #{k}"));
+            if let Some(id) = res.session_id {
+                owners.target.insert(id, name.clone());
+            }
+            if let Some(id) = res.compare_session_id {
+                owners.compare.insert(id, name);
+            }
+        }
         for (k, cap) in plan.sessions.iter().enumerate() {
             let res = results.get(k).unwrap_or(&empty);
             let cap_id = cap.id.map(|i| format!("{i:#x}"));
@@ -399,10 +414,9 @@ impl Report {
                         diff_answers(
                             &op,
                             &String::from_utf8_lossy(path),
-                            got.err,
-                            got.answer.as_ref(),
-                            other.err,
-                            other.answer.as_ref(),
+                            (got.err, got.answer.as_ref()),
+                            (other.err, other.answer.as_ref()),
+                            &owners,
                             &mut answer_diffs,
                         );
                     }
@@ -517,7 +531,15 @@ impl Report {
             "# Sessions: {} captured, {} replayed, {} with errors",
             self.sessions_captured, self.sessions_replayed, self.sessions_failed
         );
-        for e in &self.session_errors {
+        const SHOWN: usize = 10;
+        if self.session_errors.len() > SHOWN {
+            let _ = writeln!(
+                o,
+                "#   (the first {SHOWN}; --format json lists all {})",
+                self.session_errors.len()
+            );
+        }
+        for e in self.session_errors.iter().take(SHOWN) {
             let _ = writeln!(
                 o,
                 "#   session {}: {}",
@@ -554,7 +576,7 @@ impl Report {
         let _ = writeln!(o, "# Calls by operation and path class (latency in ms)");
         let _ = writeln!(
             o,
-            "# {:<14} {:<32} {:>8} {:>8} {:>7} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6}",
+            "# {:<20} {:<32} {:>8} {:>8} {:>7} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6}",
             "op",
             "path",
             "captured",
@@ -570,7 +592,7 @@ impl Report {
         for c in &self.classes {
             let _ = writeln!(
                 o,
-                "  {:<14} {:<32} {:>8} {:>8} {:>7} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6}",
+                "  {:<20} {:<32} {:>8} {:>8} {:>7} {:>8} {:>8} {:>6} {:>8} {:>8} {:>6}",
                 c.op,
                 if c.path.is_empty() { "-" } else { &c.path },
                 c.captured_calls,
@@ -655,13 +677,19 @@ fn event_row<'m>(
         })
 }
 
+/// Replayed session ids of each ensemble → the captured session they replay.
+#[derive(Default)]
+struct Owners {
+    target: HashMap<i64, String>,
+    compare: HashMap<i64, String>,
+}
+
 fn diff_answers(
     op: &str,
     path: &str,
-    err_a: i32,
-    a: Option<&Answer>,
-    err_b: i32,
-    b: Option<&Answer>,
+    (err_a, a): (i32, Option<&Answer>),
+    (err_b, b): (i32, Option<&Answer>),
+    owners: &Owners,
     out: &mut Vec<AnswerDiff>,
 ) {
     let mut push = |field: &str, x: String, y: String| {
@@ -709,6 +737,22 @@ fn diff_answers(
                 push(n, p.to_string(), q.to_string());
             }
         }
+    }
+    let owner = |o: Option<i64>, map: &HashMap<i64, String>| match o {
+        None => "-".to_string(),
+        Some(0) => "persistent".to_string(),
+        Some(id) => map
+            .get(&id)
+            .cloned()
+            // a session of that ensemble's own clients: ids cannot be compared
+            .unwrap_or_else(|| "ephemeral of another session".to_string()),
+    };
+    let (oa, ob) = (
+        owner(a.owner, &owners.target),
+        owner(b.owner, &owners.compare),
+    );
+    if oa != ob {
+        push("ephemeralOwner", oa, ob);
     }
     if a.acl != b.acl {
         push("acl", "…".into(), "…".into());
