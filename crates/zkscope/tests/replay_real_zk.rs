@@ -237,6 +237,9 @@ fn replay_and_check(
         "--format",
         "json",
         "-q",
+        // every notification is expected: a loaded machine may deliver one late
+        "--notification-wait",
+        "60s",
     ];
     args.extend_from_slice(pace);
     let (code, report, stderr) = replay(&args);

@@ -97,6 +97,11 @@ pub struct ReplayArgs {
     #[arg(long = "wait-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = "Replay")]
     pub wait_timeout: i64,
 
+    /// Longest wait for a notification the capture had before the session's next request (a
+    /// missing one is waited for once).
+    #[arg(long = "notification-wait", value_name = "DURATION", default_value = "1s", value_parser = parse_duration, help_heading = "Replay")]
+    pub notification_wait: i64,
+
     /// Report format.
     #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
     pub format: ReplayFormat,
@@ -141,7 +146,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
             .collect::<Result<_>>()?,
         connect_timeout: duration(args.connect_timeout),
         wait_timeout: duration(args.wait_timeout),
-        event_wait: duration(args.wait_timeout).min(Duration::from_secs(1)),
+        event_wait: duration(args.notification_wait),
     };
     let run = run_client(&args.input, Planner::default())?;
     if let Some(e) = run.read_error {
