@@ -56,6 +56,9 @@ use crate::packet::{parse_tcp, Skip, Timestamp};
 use crate::source::{CaptureError, CaptureStats, PacketSource};
 use crate::tcp::{StreamHandler, TcpConfig, TcpStats, TcpTracker};
 
+mod sharded;
+pub use sharded::{OrderClock, OrderKey, Shard};
+
 /// One decoded thing, borrowed from the decoder for the duration of [`Consumer::event`].
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'e, 'a> {
