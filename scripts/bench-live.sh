@@ -13,7 +13,9 @@
 # /dev/null` start (same BPF filter), `tcpreplay --topspeed -i lo` (or --pps N) replays the
 # file, both captures are stopped with SIGINT once the replay ended and the kernel buffers had
 # time to drain, and the script prints the replay rate, each tool's kernel drops, and
-# zkscope's request/reply counts against the truth file.
+# zkscope's request/reply counts (handshakes included) against the truth file. Every packet
+# tcpreplay sends on `lo` is captured twice (going out, coming back in): both tools receive
+# twice the file's packets; zkscope drops the second copy as an exact duplicate.
 #
 # Needs tcpreplay (Debian package `tcpreplay`, for tcpreplay and tcprewrite), iptables,
 # tcpdump: scripts/install-bench-deps.sh installs them.
@@ -130,7 +132,9 @@ for ((r = 1; r <= RUNS; r++)); do
     pps=$(sed -n 's/.*Rated: [0-9.]* Bps, [0-9.]* Mbps, \([0-9.]*\) pps.*/\1/p' "$TMP/replay.out" | head -1)
     zrecv=$(sed -n 's/^capture *received \([0-9]*\), dropped by kernel \([0-9]*\).*/\1/p' "$TMP/zk.err")
     zdrop=$(sed -n 's/^capture *received \([0-9]*\), dropped by kernel \([0-9]*\).*/\2/p' "$TMP/zk.err")
-    zmsg=$(sed -n 's/^messages *\([0-9]*\) requests, \([0-9]*\) replies.*/\1\/\2/p' "$TMP/zk.err")
+    # requests and replies, handshakes included (as the truth file counts them)
+    zmsg=$(sed -n 's/^messages *\([0-9]*\) requests, \([0-9]*\) replies, [0-9]* watch events, \([0-9]*\) connects, \([0-9]*\) connect replies.*/\1 \2 \3 \4/p' "$TMP/zk.err" |
+        awk '{print $1 + $3 "/" $2 + $4}')
     trecv=$(sed -n 's/^\([0-9]*\) packets received by filter.*/\1/p' "$TMP/td.err")
     tdrop=$(sed -n 's/^\([0-9]*\) packets dropped by kernel.*/\1/p' "$TMP/td.err")
     echo "| $r | ${pps:-?} | ${zrecv:-?} | ${zdrop:-?} | ${zmsg:-?} | ${trecv:-?} | ${tdrop:-?} |"

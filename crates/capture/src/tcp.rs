@@ -583,6 +583,15 @@ impl Half {
         out: &mut impl Out,
     ) {
         let data_end = start + payload.len() as i64;
+        if self.ooo.is_empty()
+            && !self.held
+            && start == self.next_off as i64
+            && end == data_end as u64
+        {
+            // The common case: exactly the next bytes, nothing buffered.
+            self.emit_data(ts, payload, cx, out);
+            return;
+        }
         let next0 = self.next_off;
         let mut used = 0u64;
         loop {
@@ -694,6 +703,7 @@ impl Half {
 /// After a segment of a flow (or a clock tick): release held data whose peer bytes arrived,
 /// and give up holes and holds older than the reorder window. `out` may point at either
 /// direction; it is turned as needed.
+#[inline]
 fn settle<O: Out + Turn>(
     halves: &mut [Half; 2],
     pkts: u64,
@@ -707,6 +717,17 @@ fn settle<O: Out + Turn>(
         halves[1].wait = None;
         return;
     }
+    settle_waiting(halves, pkts, now, cx, out);
+}
+
+/// [`settle`] when data waits.
+fn settle_waiting<O: Out + Turn>(
+    halves: &mut [Half; 2],
+    pkts: u64,
+    now: Timestamp,
+    cx: &mut Cx<'_>,
+    out: &mut O,
+) {
     release_held(halves, cx, out);
     let mut expired_any = false;
     for dir in [Direction::ToServer, Direction::ToClient] {
@@ -994,6 +1015,8 @@ pub struct TcpTracker<H: StreamHandler> {
     now: Timestamp,
     next_idle_check: i64,
     order: Option<Arc<OrderClock>>,
+    /// Slot of the flow of the previous segment.
+    last: Option<u32>,
 }
 
 impl<H: StreamHandler> TcpTracker<H> {
@@ -1020,6 +1043,7 @@ impl<H: StreamHandler> TcpTracker<H> {
             now: Timestamp(i64::MIN),
             next_idle_check: i64::MIN,
             order: None,
+            last: None,
         }
     }
 
@@ -1058,8 +1082,15 @@ impl<H: StreamHandler> TcpTracker<H> {
         self.advance(h, ts);
         let (id, src_is_a) = FlowId::new(seg.src, seg.dst);
         let syn_only = seg.flags.syn && !seg.flags.ack;
-        let idx = match self.map.get(&id) {
-            Some(&i) => {
+        // Consecutive packets are often of one flow: its slot is checked before the table.
+        let last = self.last.filter(|&i| {
+            self.slots
+                .get(i as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|f| f.id == id)
+        });
+        let idx = match last.or_else(|| self.map.get(&id).copied()) {
+            Some(i) => {
                 let Some(f) = self.slots.get(i as usize).and_then(Option::as_ref) else {
                     return;
                 };
@@ -1089,6 +1120,7 @@ impl<H: StreamHandler> TcpTracker<H> {
                 None => return,
             },
         };
+        self.last = Some(idx);
         self.touch(idx, ts);
         self.process(h, idx, ts, seg, src_is_a);
     }

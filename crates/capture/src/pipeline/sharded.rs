@@ -13,7 +13,11 @@
 //! the consumer the position of each event in the whole capture's event order.
 //!
 //! Limits that span connections are per worker: `--max-flows`, the decoder's pending-request
-//! and partial-frame budgets. Results are exact as long as the capture stays within them.
+//! and partial-frame budgets. Results are exact as long as the capture stays within them. One
+//! order is approximated: when the once-a-second check releases held data on several
+//! connections at one packet, the whole-capture tracker goes through them in its slot order,
+//! which a shard cannot know; they are ordered by their last packet instead (this only
+//! matters for groups first seen there that then tie in a sorted table).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
