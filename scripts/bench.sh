@@ -4,12 +4,13 @@
 # the tcpdump reference, not absolute times).
 #
 # Usage: scripts/bench.sh [--sizes "1m"] [--runs 3] [--no-build]
-#        scripts/bench.sh --callgrind      # instructions per packet, 20k files (valgrind)
+#        scripts/bench.sh --callgrind [S]  # instructions per packet, zk-S files (20k; valgrind)
 #        scripts/bench.sh --profile [N]    # callgrind profile of `dump --format json`, N=50k
 #
 # --callgrind counts instructions (deterministic, unlike wall time on a shared VM) of tcpdump
 # (run with -Z root as root, so that callgrind can still write its output after tcpdump drops
-# privileges) and of both zkscope output formats. --profile writes bench-data/profile/
+# privileges), of both zkscope dump output formats, `count -g path` on one thread and on two
+# (callgrind runs threads one at a time: the sum of every thread's instructions), and digest. --profile writes bench-data/profile/
 # (callgrind.out.json, self.txt, inclusive.txt) and prints the top functions.
 #
 # For each size S in --sizes (20k, 100k, 1m, ... = requests of the mix) it generates once,
@@ -22,17 +23,20 @@
 #   zkscope dump -r F --format json > /dev/null
 #   zkscope dump -r F > /dev/null                      (text)
 #   zkscope dump -r F --format json -q | wc -l         (line count checked against the truth)
+#   zkscope count -r F -g path --threads 1|2|auto, latency -g path --threads 1, digest
+#   (the performance targets; --sizes "100k 1m" shows whether peak RSS stays flat)
 # and prints a markdown table: best wall time, ZooKeeper messages/s (requests + replies from
 # the truth file, connect/close included), ratio to tcpdump, peak RSS (max over the runs).
 # Wall time and peak RSS come from /usr/bin/time -f '%e %M' (installed with apt-get if
 # missing); without it (or with BENCH_TIMER=proc), bash's clock and VmHWM polled from /proc.
-# The table is also saved to bench-data/results-<date>.md.
+# The table is also saved to bench-data/results-<date>.md. BENCH_CARGO_PROFILE=profiling uses
+# (and builds) that cargo profile instead of release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DATA=$ROOT/bench-data
 # the release binary is stripped; --profile builds the `profiling` profile (release + symbols)
-CARGO_PROFILE=release
+CARGO_PROFILE=${BENCH_CARGO_PROFILE:-release}
 ZK=$ROOT/target/release/zkscope
 
 SIZES="1m"
@@ -40,12 +44,15 @@ RUNS=3
 BUILD=1
 MODE=wall
 PROFILE_SIZE=50k
+CG_SIZE=20k
 while [ $# -gt 0 ]; do
     case "$1" in
         --sizes) SIZES="$2"; shift 2 ;;
         --runs) RUNS="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
-        --callgrind) MODE=callgrind; shift ;;
+        --callgrind)
+            MODE=callgrind; shift
+            if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+[kKmM]?$ ]]; then CG_SIZE="${1,,}"; shift; fi ;;
         --profile)
             MODE=profile; shift
             if [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+[kKmM]?$ ]]; then PROFILE_SIZE="$1"; shift; fi ;;
@@ -125,7 +132,7 @@ callgrind_ir() { # total instructions from a callgrind output file
 
 run_callgrind() {
     need valgrind "apt-get install valgrind"
-    gen_size 20k
+    gen_size "$CG_SIZE"
     build
     local tmp; tmp=$(mktemp -d)
     # tcpdump run as root switches to user tcpdump after opening its files, and callgrind then
@@ -136,16 +143,19 @@ run_callgrind() {
     echo
     echo "| file | command | instructions | per packet | × tcpdump |"
     echo "|---|---|---|---|---|"
-    for f in "$DATA/zk-20k.pcap" "$DATA/zk-20k-cs.pcap"; do
+    for f in "$DATA/zk-$CG_SIZE.pcap" "$DATA/zk-$CG_SIZE-cs.pcap"; do
         local pkts ref=""
         pkts=$(truth "$f" "d['packets']['total']")
         local i label
-        for i in 0 1 2; do
+        for i in 0 1 2 3 4 5; do
             local -a cmd
             case $i in
                 0) label="tcpdump -r F -w /dev/null"; cmd=(tcpdump "${tz[@]}" -r "$f" -w /dev/null) ;;
                 1) label="zkscope dump -r F --format json"; cmd=("$ZK" dump -r "$f" --format json -q) ;;
                 2) label="zkscope dump -r F"; cmd=("$ZK" dump -r "$f" -q) ;;
+                3) label="zkscope count -r F -g path --threads 1"; cmd=("$ZK" count -r "$f" -g path --format json --threads 1 -q) ;;
+                4) label="zkscope count -r F -g path --threads 2 (all threads)"; cmd=("$ZK" count -r "$f" -g path --format json --threads 2 -q) ;;
+                5) label="zkscope digest -r F"; cmd=("$ZK" digest -r "$f" -q) ;;
             esac
             valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$tmp/cg.$i" \
                 "${cmd[@]}" >/dev/null 2>"$tmp/vg.$i" || { cat "$tmp/vg.$i" >&2; die "valgrind failed: ${cmd[*]}"; }
@@ -272,9 +282,14 @@ run_wall() {
         "zkscope dump -r F --format json > /dev/null"
         "zkscope dump -r F > /dev/null"
         "zkscope dump -r F --format json -q | wc -l"
+        "zkscope count -r F -g path --threads 1"
+        "zkscope count -r F -g path --threads 2"
+        "zkscope count -r F -g path (threads: auto)"
+        "zkscope latency -r F -g path --threads 1"
+        "zkscope digest -r F"
     )
     {
-        echo "# zkscope dump vs tcpdump ($date_utc)"
+        echo "# zkscope vs tcpdump ($date_utc)"
         echo
         echo "Machine at start: $note. Best of $RUNS runs (interleaved), page cache warm;"
         echo "zkscope built from $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates 2>/dev/null || echo ' + uncommitted changes in crates/')."
@@ -296,6 +311,11 @@ run_wall() {
                 "exec '$ZK' dump -r '$f' --format json 2>/dev/null"
                 "exec '$ZK' dump -r '$f' 2>/dev/null"
                 "'$ZK' dump -r '$f' --format json -q | wc -l"
+                "exec '$ZK' count -r '$f' -g path --format json --threads 1 2>/dev/null"
+                "exec '$ZK' count -r '$f' -g path --format json --threads 2 2>/dev/null"
+                "exec '$ZK' count -r '$f' -g path --format json 2>/dev/null"
+                "exec '$ZK' latency -r '$f' -g path --format json --threads 1 2>/dev/null"
+                "exec '$ZK' digest -r '$f' 2>/dev/null"
             )
             local -a best=() rss=() all=()
             local r i res w m

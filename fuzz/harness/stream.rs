@@ -174,6 +174,7 @@ fn client_config(tight: bool) -> ClientConfig {
         c.max_pending_per_conn = 3;
         c.max_pending_total = 5;
         c.max_4lw_reply = 16;
+        c.max_partial_total = 8192;
     }
     c
 }

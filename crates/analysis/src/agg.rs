@@ -1,6 +1,10 @@
 //! Grouping calls by keys, with counts and latency distributions per group.
 
-use std::collections::HashMap;
+use std::sync::Arc;
+
+use zkscope_capture::pipeline::{OrderClock, OrderKey, Shard};
+
+use crate::hash::FastMap;
 use std::fmt::Write as _;
 
 use zkscope_capture::client::Msg;
@@ -130,6 +134,9 @@ pub struct Group {
     pub latency: LatencyStats,
     /// Order of creation (ties in sorts keep first-seen order).
     pub seq: u64,
+    /// Where it was first seen in the whole capture, for a table fed one shard of it
+    /// ([`GroupTable::set_order_clock`]).
+    pub first: OrderKey,
 }
 
 impl Group {
@@ -319,12 +326,13 @@ pub struct GroupTable {
     max_groups: usize,
     latency: bool,
     slow_ns: Option<i64>,
-    groups: HashMap<Box<str>, Group>,
+    groups: FastMap<Box<str>, Group>,
     other: Group,
     /// Calls folded into the `(other)` row.
     pub folded: u64,
     buf: String,
     next_seq: u64,
+    order: Option<Arc<OrderClock>>,
 }
 
 impl GroupTable {
@@ -337,11 +345,12 @@ impl GroupTable {
             max_groups: cfg.max_groups,
             latency: cfg.latency,
             slow_ns: cfg.slow_ns,
-            groups: HashMap::new(),
+            groups: FastMap::default(),
             other: Group::default(),
             folded: 0,
             buf: String::with_capacity(256),
             next_seq: 0,
+            order: None,
         }
     }
 
@@ -358,11 +367,12 @@ impl GroupTable {
             max_groups: self.max_groups,
             latency: self.latency,
             slow_ns: self.slow_ns,
-            groups: HashMap::new(),
+            groups: FastMap::default(),
             other: Group::default(),
             folded: 0,
             buf: String::with_capacity(256),
             next_seq: 0,
+            order: None,
         }
     }
 
@@ -395,6 +405,10 @@ impl GroupTable {
         } else if self.groups.len() < self.max_groups {
             let mut g = Group {
                 seq: self.next_seq,
+                first: self
+                    .order
+                    .as_ref()
+                    .map_or_else(OrderKey::default, |o| o.key(c.conn.id)),
                 ..Group::default()
             };
             self.next_seq += 1;
@@ -404,6 +418,55 @@ impl GroupTable {
             self.folded += 1;
             self.other.add(c, latency, slow);
         }
+    }
+
+    /// Records, for each new group, where it falls in the whole capture (see
+    /// [`zkscope_capture::pipeline::Shard`]): tables fed shards of a capture then merge
+    /// ([`GroupTable::merge`]) into the table of the whole.
+    pub fn set_order_clock(&mut self, clock: Arc<OrderClock>) {
+        self.order = Some(clock);
+    }
+
+    /// Merges tables fed disjoint shards of one capture, each with an order clock, into the
+    /// table one fed the whole capture holds: the same groups in the same first-seen order,
+    /// the same `(other)` row. `None` when a part folded calls into its own `(other)` row:
+    /// a group among the first [`Config::max_groups`] of the whole may come late in a shard,
+    /// so those calls cannot be told apart.
+    pub fn merge(mut parts: Vec<GroupTable>) -> Option<GroupTable> {
+        if parts.iter().any(|p| p.folded > 0) {
+            return None;
+        }
+        let mut t = parts.pop()?;
+        for p in parts {
+            for (k, g) in p.groups {
+                match t.groups.get_mut(&k) {
+                    Some(mine) => {
+                        mine.merge(&g);
+                        mine.first = mine.first.min(g.first);
+                    }
+                    None => {
+                        t.groups.insert(k, g);
+                    }
+                }
+            }
+            t.other.merge(&p.other);
+            t.folded += p.folded;
+        }
+        let mut order: Vec<(OrderKey, Box<str>)> =
+            t.groups.iter().map(|(k, g)| (g.first, k.clone())).collect();
+        order.sort_unstable();
+        for (i, (_, k)) in order.iter().enumerate() {
+            if i < t.max_groups {
+                if let Some(g) = t.groups.get_mut(k) {
+                    g.seq = i as u64;
+                }
+            } else if let Some(g) = t.groups.remove(k) {
+                t.folded += g.count;
+                t.other.merge(&g);
+            }
+        }
+        t.next_seq = t.groups.len() as u64;
+        Some(t)
     }
 
     /// Distinct groups (the `(other)` row not included).
@@ -519,6 +582,7 @@ pub struct Aggregator {
     window: (Option<TimeBound>, Option<TimeBound>),
     outside_window: u64,
     kinds: Kinds,
+    order: Option<Arc<OrderClock>>,
 }
 
 /// The recorded calls by kind, and the pings the filter left out: the totals every command
@@ -537,6 +601,18 @@ pub struct Kinds {
     pub events: u64,
     /// Pings not recorded (the filter leaves them out).
     pub pings_left_out: u64,
+}
+
+impl Kinds {
+    /// Adds the counts of another part of the same capture.
+    pub fn add(&mut self, o: &Kinds) {
+        self.requests += o.requests;
+        self.pings += o.pings;
+        self.connects += o.connects;
+        self.four_letter_words += o.four_letter_words;
+        self.events += o.events;
+        self.pings_left_out += o.pings_left_out;
+    }
 }
 
 impl Aggregator {
@@ -565,6 +641,7 @@ impl Aggregator {
             last_ts: None,
             recorded: 0,
             stopped: false,
+            order: None,
         }
     }
 
@@ -680,6 +757,53 @@ impl State<'_> {
         if self.limit.is_some_and(|n| *self.recorded >= n) {
             *self.stopped = true;
         }
+    }
+}
+
+/// Shards of a file run on several cores (`count`/`latency --threads`). Exact without a call
+/// limit, a duration or a time window (they need the whole capture's first message), which
+/// the callers do not shard; not mergeable once a shard reaches `max_groups`.
+impl Shard for Aggregator {
+    fn set_order_clock(&mut self, clock: Arc<OrderClock>) {
+        self.table.set_order_clock(clock.clone());
+        self.order = Some(clock);
+    }
+
+    fn merge(mut parts: Vec<Self>) -> Option<Self> {
+        for p in &mut parts {
+            // Handshakes still unanswered, as the whole capture's run records them after
+            // its end: in the order connections appeared.
+            if let Some(o) = &p.order {
+                o.at(OrderClock::END, OrderClock::CONNECTIONS);
+            }
+            p.finish();
+        }
+        let mut merged = parts.pop()?;
+        let mut tables = Vec::with_capacity(parts.len() + 1);
+        for p in parts {
+            merged.calls.conns_evicted += p.calls.conns_evicted;
+            merged.calls.unpaired_replies += p.calls.unpaired_replies;
+            merged.first_ts = min_ts(merged.first_ts, p.first_ts);
+            merged.last_ts = merged.last_ts.max(p.last_ts);
+            merged.recorded += p.recorded;
+            merged.outside_window += p.outside_window;
+            merged.kinds.add(&p.kinds);
+            merged.stopped |= p.stopped;
+            tables.push(p.table);
+        }
+        let empty = merged.table.empty_like();
+        tables.push(std::mem::replace(&mut merged.table, empty));
+        merged.table = GroupTable::merge(tables)?;
+        merged.table.order = None;
+        merged.order = None;
+        Some(merged)
+    }
+}
+
+fn min_ts(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

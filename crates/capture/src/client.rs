@@ -86,6 +86,10 @@ pub struct ClientConfig {
     pub max_4lw_reply: usize,
     /// Show auth credentials instead of redacting them.
     pub show_credentials: bool,
+    /// Memory of partial frames (frames still arriving, which may be up to `max_frame` each)
+    /// kept over all connections; past it, the connection that grows gives up its partial
+    /// frame, reported cut from its start (counted in [`ClientStats::partial_frames_shed`]).
+    pub max_partial_total: usize,
 }
 
 impl Default for ClientConfig {
@@ -96,6 +100,7 @@ impl Default for ClientConfig {
             max_pending_total: 1_000_000,
             max_4lw_reply: 64 << 10,
             show_credentials: false,
+            max_partial_total: 64 << 20,
         }
     }
 }
@@ -283,6 +288,59 @@ pub struct ClientStats {
     /// Server frames with an error code no ZooKeeper sends: bytes misread as a reply (after a
     /// gap or a capture that missed the stream's start), not reported as messages.
     pub misread_frames: u64,
+    /// Partial frames given up to keep the memory of frames still arriving, over all
+    /// connections, within [`ClientConfig::max_partial_total`] (reported cut from their start).
+    pub partial_frames_shed: u64,
+}
+
+impl ClientStats {
+    /// Adds the counters of a decoder that saw other connections of the same capture.
+    pub fn merge(&mut self, o: &ClientStats) {
+        let ClientStats {
+            connections,
+            requests,
+            pings,
+            replies,
+            events,
+            connects,
+            connect_replies,
+            four_letter_words,
+            tls_connections,
+            undecodable_frames,
+            bad_lengths,
+            resync_skipped_bytes,
+            partial_frames_dropped,
+            cut_frames,
+            tcp_gaps,
+            tcp_bytes_lost,
+            unpaired_replies,
+            unanswered_requests,
+            pending_evicted,
+            misread_frames,
+            partial_frames_shed,
+        } = o;
+        self.connections += connections;
+        self.requests += requests;
+        self.pings += pings;
+        self.replies += replies;
+        self.events += events;
+        self.connects += connects;
+        self.connect_replies += connect_replies;
+        self.four_letter_words += four_letter_words;
+        self.tls_connections += tls_connections;
+        self.undecodable_frames += undecodable_frames;
+        self.bad_lengths += bad_lengths;
+        self.resync_skipped_bytes += resync_skipped_bytes;
+        self.partial_frames_dropped += partial_frames_dropped;
+        self.cut_frames += cut_frames;
+        self.tcp_gaps += tcp_gaps;
+        self.tcp_bytes_lost += tcp_bytes_lost;
+        self.unpaired_replies += unpaired_replies;
+        self.unanswered_requests += unanswered_requests;
+        self.pending_evicted += pending_evicted;
+        self.misread_frames += misread_frames;
+        self.partial_frames_shed += partial_frames_shed;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +392,8 @@ pub struct ClientHandler<S> {
     pub stats: ClientStats,
     next_id: u64,
     total_pending: usize,
+    /// Memory held by every connection's framers ([`Framer::held`]).
+    partial_held: usize,
 }
 
 /// Smallest frame bodies: a request header, a reply header.
@@ -350,7 +410,14 @@ impl<S: ClientSink> ClientHandler<S> {
             stats: ClientStats::default(),
             next_id: 0,
             total_pending: 0,
+            partial_held: 0,
         }
+    }
+
+    /// The next connection opened gets the serial number `id + 1` (serials then follow the
+    /// order connections appear in, as long as `id` only grows).
+    pub fn set_last_conn_id(&mut self, id: u64) {
+        self.next_id = id;
     }
 
     fn client_bytes(&mut self, c: &mut ClientConn, ts: Timestamp, mut bytes: &[u8]) {
@@ -426,23 +493,38 @@ impl<S: ClientSink> ClientHandler<S> {
             Direction::ToClient => &mut c.down,
         };
         let mut framer = std::mem::replace(slot, Framer::new(0, 0, true));
-        let mut on = |e: FrameEvent<'_>| {
-            match e {
-                FrameEvent::Frame { body } => self.frame(c, dir, ts, body),
-                FrameEvent::Holed { head, len } => self.holed(c, dir, ts, head, len),
-                FrameEvent::Candidate { len, body } => return self.plausible(c, dir, len, body),
-                FrameEvent::BadLength { .. } => self.stats.bad_lengths += 1,
-                FrameEvent::Skipped { bytes } => self.stats.resync_skipped_bytes += bytes,
-            }
-            false
-        };
+        let held = framer.held();
+        macro_rules! events {
+            () => {
+                |e: FrameEvent<'_>| {
+                    match e {
+                        FrameEvent::Frame { body } => self.frame(c, dir, ts, body),
+                        FrameEvent::Holed { head, len } => self.holed(c, dir, ts, head, len),
+                        FrameEvent::Candidate { len, body } => {
+                            return self.plausible(c, dir, len, body)
+                        }
+                        FrameEvent::BadLength { .. } => self.stats.bad_lengths += 1,
+                        FrameEvent::Skipped { bytes } => self.stats.resync_skipped_bytes += bytes,
+                    }
+                    false
+                }
+            };
+        }
         match input {
-            Input::Bytes(bytes) => framer.push(bytes, &mut on),
+            Input::Bytes(bytes) => framer.push(bytes, &mut events!()),
             Input::Gap(lost) => {
-                if framer.gap(lost, &mut on) {
+                if framer.gap(lost, &mut events!()) {
                     self.stats.partial_frames_dropped += 1;
                 }
             }
+        }
+        self.partial_held = self.partial_held - held + framer.held();
+        if self.partial_held > self.cfg.max_partial_total {
+            let held = framer.held();
+            if framer.shed(&mut events!()) {
+                self.stats.partial_frames_shed += 1;
+            }
+            self.partial_held = self.partial_held - held + framer.held();
         }
         match dir {
             Direction::ToServer => c.up = framer,
@@ -912,6 +994,7 @@ impl<S: ClientSink> ClientHandler<S> {
                 },
             );
         }
+        self.partial_held -= c.up.held() + c.down.held();
         let dropped = c.up.buffered() + c.down.buffered();
         if dropped > 0 {
             self.stats.partial_frames_dropped += 1;
@@ -1269,6 +1352,74 @@ mod tests {
             (h.stats.requests, h.stats.replies, h.stats.connects),
             (1, 1, 1)
         );
+    }
+
+    #[test]
+    fn partial_frames_share_one_memory_budget() {
+        // Every connection sends the first 192 KiB of a 1 MiB setData: without a global
+        // budget, 8 connections would hold 1.5 MiB of frames in progress.
+        const CAP: usize = 256 << 10;
+        const CHUNK: usize = 64 << 10;
+        const BIG: usize = 1 << 20;
+        let spec = ServerSpec {
+            ports: vec![2181],
+            ..ServerSpec::default()
+        };
+        let cfg = ClientConfig {
+            max_partial_total: CAP,
+            ..ClientConfig::default()
+        };
+        let mut h = ClientHandler::new(spec, cfg, Rec::default());
+        let keys: Vec<FlowKey> = (0..8u16)
+            .map(|i| FlowKey {
+                client: SocketAddr::from(([10, 0, 0, 1], 40000 + i)),
+                server: "10.0.0.2:2181".parse().unwrap(),
+            })
+            .collect();
+        let mut conns: Vec<ClientConn> = keys
+            .iter()
+            .map(|k| {
+                let mut c = h.open(k, Timestamp(0), true);
+                h.data(&mut c, k, UP, Timestamp(0), &connect_req(0));
+                h.data(&mut c, k, DOWN, Timestamp(1), &connect_resp(7));
+                c
+            })
+            .collect();
+        let mut big = Vec::with_capacity(BIG + 4);
+        big.extend((BIG as i32).to_be_bytes());
+        big.extend(1i32.to_be_bytes()); // xid
+        big.extend(5i32.to_be_bytes()); // setData
+        ustr(&mut big, "/big");
+        big.extend(((BIG - 24) as i32).to_be_bytes());
+        big.resize(BIG + 4 - 4, 0);
+        big.extend((-1i32).to_be_bytes()); // version
+        assert_eq!(big.len(), BIG + 4);
+        let held = |conns: &[ClientConn]| -> usize {
+            conns.iter().map(|c| c.up.held() + c.down.held()).sum()
+        };
+        for chunk in big[..3 * CHUNK].chunks(CHUNK) {
+            for (c, k) in conns.iter_mut().zip(&keys) {
+                h.data(c, k, UP, Timestamp(2), chunk);
+            }
+            assert!(held(&conns) <= CAP, "{} > {CAP}", held(&conns));
+        }
+        assert!(h.stats.partial_frames_shed > 0);
+        assert_eq!(h.partial_held, held(&conns));
+        // The connections that gave up their frame kept their place in the stream: the rest
+        // of the frame is skipped and the next request decodes.
+        for (c, k) in conns.iter_mut().zip(&keys) {
+            h.data(c, k, UP, Timestamp(3), &big[3 * CHUNK..]);
+            h.data(c, k, UP, Timestamp(4), &get_data(2, "/after"));
+        }
+        let after = h.sink.0.iter();
+        let after = after.filter(|m| *m == "req GetDataRequest xid=2 path=/after");
+        assert_eq!(after.count(), keys.len());
+        let big_reqs = h.sink.0.iter().filter(|m| m.contains("path=/big"));
+        assert_eq!(big_reqs.count(), keys.len(), "{:?}", h.sink.0);
+        for (c, k) in conns.into_iter().zip(&keys) {
+            h.close(c, k, Timestamp(5), CloseReason::Fin);
+        }
+        assert_eq!(h.partial_held, 0);
     }
 
     #[test]

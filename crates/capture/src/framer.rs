@@ -68,6 +68,9 @@ const SCAN_LIMIT: usize = FULL_JUDGE + (64 << 10);
 /// megabytes of good frames.
 const RESYNC_MAX_LEN: usize = FULL_JUDGE;
 
+/// Buffer capacity kept once a straddling frame is complete; a larger one is freed.
+const KEEP_CAPACITY: usize = 64 << 10;
+
 /// Splits one direction of a stream into length-prefixed frames.
 #[derive(Debug)]
 pub struct Framer {
@@ -105,6 +108,45 @@ impl Framer {
     /// Bytes held back, waiting for the rest of a frame.
     pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Memory held by the buffer (its capacity), for a global budget over connections.
+    pub fn held(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Gives up the buffered bytes to free their memory. A partial frame of known length is
+    /// reported [`FrameEvent::Holed`] from what it has and its rest is skipped, so the framer
+    /// stays in sync (the same as bytes lost in a gap); unscanned bytes of an unsynchronised
+    /// stream are reported [`FrameEvent::Skipped`]. Returns whether anything was given up.
+    pub fn shed(&mut self, out: &mut Callback<'_>) -> bool {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+            return false;
+        }
+        if self.synced && self.buf.len() >= 4 {
+            let len = prefix(&self.buf) as usize;
+            let have = self.buf.len() - 4;
+            out(FrameEvent::Holed {
+                head: &self.buf[4..],
+                len,
+            });
+            if len > have {
+                self.hole = Some(len - have);
+            }
+        } else if self.synced {
+            // Less than a length prefix: the frame boundary is lost with it.
+            self.synced = false;
+            out(FrameEvent::Skipped {
+                bytes: self.buf.len() as u64,
+            });
+        } else {
+            out(FrameEvent::Skipped {
+                bytes: self.buf.len() as u64,
+            });
+        }
+        self.buf = Vec::new();
+        true
     }
 
     /// `lost` bytes are missing from the stream at this point. If they fall inside the current
@@ -255,6 +297,10 @@ impl Framer {
                 body: &self.buf[4..],
             });
             self.buf.clear();
+            if self.buf.capacity() > KEEP_CAPACITY {
+                // A large frame's buffer is not kept for the life of the connection.
+                self.buf = Vec::new();
+            }
         }
         used
     }

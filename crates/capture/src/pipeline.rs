@@ -53,11 +53,14 @@ use crate::ensemble::{
     Discovery, EnsembleHandler, EnsembleSpec, EnsembleStats, FleMsg, Note, Resolver, ServerSink,
     ZabMsg,
 };
-use crate::packet::{parse_tcp, Skip, Timestamp};
+use crate::packet::{parse_tcp, RawPacket, Skip, Timestamp};
 use crate::ports::PortTally;
 use crate::source::{CaptureError, CaptureStats, PacketSource};
 use crate::tcp::{StreamHandler, TcpConfig, TcpStats, TcpTracker};
 use crate::writer::PacketWriter;
+
+mod sharded;
+pub use sharded::{OrderClock, OrderKey, Shard};
 
 /// One decoded thing, borrowed from the decoder for the duration of [`Consumer::event`].
 #[derive(Debug, Clone, Copy)]
@@ -327,6 +330,33 @@ pub type Progress = Box<dyn FnMut(u64) + Send>;
 /// read; its argument is that packet's captured length (the snap length).
 pub type OnCut = Box<dyn FnMut(u32) + Send>;
 
+/// What every loop does with each packet read, before decoding: the snap length (`on_cut`
+/// the first time a packet is cut) and `-w`. A free function: the packet borrows the source.
+fn note_packet(
+    pkt: &RawPacket<'_>,
+    stats: &mut LoopStats,
+    on_cut: &mut Option<OnCut>,
+    writer: &mut Option<PacketWriter>,
+    write_error: &mut Option<CaptureError>,
+) {
+    if pkt.data.len() < pkt.orig_len as usize {
+        stats.cut_packets += 1;
+        if stats.snaplen.is_none() {
+            let snap = u32::try_from(pkt.data.len()).unwrap_or(u32::MAX);
+            stats.snaplen = Some(snap);
+            if let Some(f) = on_cut.as_mut() {
+                f(snap);
+            }
+        }
+    }
+    if let Some(w) = writer.as_mut() {
+        if let Err(e) = w.write(pkt) {
+            *write_error = Some(e);
+            *writer = None;
+        }
+    }
+}
+
 /// Packets between progress reports and counter snapshots.
 const PUBLISH_EVERY: u64 = 4096;
 /// Capture time between counter snapshots of a slow live capture.
@@ -499,22 +529,13 @@ impl Pipeline {
             stats.first_ts.get_or_insert(pkt.ts);
             stats.last_ts = Some(pkt.ts);
             let ts = pkt.ts;
-            if pkt.data.len() < pkt.orig_len as usize {
-                stats.cut_packets += 1;
-                if stats.snaplen.is_none() {
-                    let snap = u32::try_from(pkt.data.len()).unwrap_or(u32::MAX);
-                    stats.snaplen = Some(snap);
-                    if let Some(f) = self.on_cut.as_mut() {
-                        f(snap);
-                    }
-                }
-            }
-            if let Some(w) = self.writer.as_mut() {
-                if let Err(e) = w.write(&pkt) {
-                    self.write_error = Some(e);
-                    self.writer = None;
-                }
-            }
+            note_packet(
+                &pkt,
+                &mut stats,
+                &mut self.on_cut,
+                &mut self.writer,
+                &mut self.write_error,
+            );
             match parse_tcp(&pkt) {
                 Ok(seg) => {
                     let ignored = tracker.stats().packets_ignored;

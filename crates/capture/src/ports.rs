@@ -38,6 +38,20 @@ impl PortTally {
         self.total += 1;
     }
 
+    /// Adds the counts of another tally (of other connections of the same capture).
+    pub fn merge(&mut self, o: &PortTally) {
+        if o.counts.is_empty() {
+            return;
+        }
+        if self.counts.is_empty() {
+            self.counts = vec![0; 1 << 16];
+        }
+        for (a, b) in self.counts.iter_mut().zip(&o.counts) {
+            *a += b;
+        }
+        self.total += o.total;
+    }
+
     /// Segments counted.
     pub fn total(&self) -> u64 {
         self.total

@@ -1,8 +1,8 @@
 //! Packet sources: pcap/pcapng files (or stdin) and live libpcap captures.
 //!
-//! Files are streamed through pcap-parser's readers with a bounded circular
-//! buffer (1 MiB, grown only for a single larger record, up to 16 MiB);
-//! packets are lent out of that buffer without copying.
+//! Files are streamed through a bounded buffer (1 MiB, grown only for a single larger record,
+//! up to 16 MiB); packets are lent out of that buffer without copying. Classic pcap records
+//! are read directly (a 16-byte header each); pcapng blocks through pcap-parser's reader.
 
 use crate::packet::{Linktype, RawPacket, Timestamp};
 use pcap_parser::pcapng::Block;
@@ -352,6 +352,16 @@ struct Input {
     err: Arc<Mutex<Option<io::Error>>>,
 }
 
+impl Input {
+    /// An input with nothing to read.
+    fn empty() -> Self {
+        Input {
+            inner: Box::new(io::empty()),
+            err: Arc::default(),
+        }
+    }
+}
+
 impl Read for Input {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -476,6 +486,9 @@ enum Step {
 struct FileSource {
     name: String,
     reader: Box<dyn PcapReaderIterator + Send>,
+    /// Classic pcap files (but the "modified" format) are read by [`Records`] instead of
+    /// `reader`, which then only parsed the file header.
+    records: Option<Records>,
     capacity: usize,
     /// Bytes of the record lent out last, consumed on the next call.
     pending: usize,
@@ -570,14 +583,33 @@ impl FileSource {
             offset: 0,
             detail: format!("bad file header ({e:?})"),
         };
+        let header = (!ng)
+            .then(|| pcap_parser::pcap::parse_pcap_header(&src.get_ref().0.get_ref()[..]))
+            .and_then(Result::ok)
+            .map(|(_, h)| h)
+            .filter(|h| !h.is_modified_format());
+        let mut records = None;
         let reader: Box<dyn PcapReaderIterator + Send> = if ng {
             Box::new(PcapNGReader::new(BUF_INITIAL, src).map_err(corrupt)?)
+        } else if let Some(h) = header {
+            // pcap-parser only reads the header (24 bytes, already here): records are read
+            // by `Records`, the rest of the stream with them.
+            let (pre, input) = src.into_inner();
+            let pre = pre.into_inner();
+            let hdr = Cursor::new(pre.get(..24).unwrap_or(&[]).to_vec());
+            let r = LegacyPcapReader::new(64, hdr.chain(Input::empty())).map_err(corrupt)?;
+            records = Some(Records::new(
+                Cursor::new(pre.get(24..).unwrap_or(&[]).to_vec()).chain(input),
+                h.is_bigendian(),
+            ));
+            Box::new(r)
         } else {
             Box::new(LegacyPcapReader::new(BUF_INITIAL, src).map_err(corrupt)?)
         };
         let mut f = FileSource {
             name,
             reader,
+            records,
             capacity: BUF_INITIAL,
             pending: 0,
             size,
@@ -603,6 +635,9 @@ impl FileSource {
     }
 
     fn position(&self) -> u64 {
+        if let Some(r) = &self.records {
+            return 24 + r.offset;
+        }
         (self.reader.consumed() + self.pending) as u64
     }
 
@@ -701,6 +736,9 @@ impl FileSource {
         if self.done {
             return Ok(None);
         }
+        if self.records.is_some() {
+            return self.next_record();
+        }
         if self.pending > 0 {
             self.reader.consume_noshift(self.pending);
             self.pending = 0;
@@ -781,6 +819,92 @@ impl FileSource {
         }))
     }
 
+    /// [`FileSource::next_packet`] for classic pcap files.
+    fn next_record(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
+        if self.legacy.is_none() {
+            // The file header, parsed by pcap-parser when the file was opened.
+            loop {
+                match self.step() {
+                    Step::Skip(_) if self.legacy.is_some() => break,
+                    Step::Skip(off) => self.reader.consume_noshift(off),
+                    _ => {
+                        self.done = true;
+                        return Err(self.err_corrupt("bad file header".into()));
+                    }
+                }
+            }
+        }
+        let (linktype, nanos) = self.legacy.unwrap_or((Linktype::ETHERNET, false));
+        let Some(r) = self.records.as_mut() else {
+            return Ok(None);
+        };
+        let rec = loop {
+            if self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+            {
+                return Ok(None);
+            }
+            let rec = match r.next() {
+                Ok(Some(rec)) => rec,
+                Ok(None) => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.done = true;
+                    let offset = 24 + r.offset;
+                    return Err(match e {
+                        RecordError::Truncated => CaptureError::Truncated {
+                            name: self.name.clone(),
+                            offset,
+                            what: "incomplete record at end of file",
+                        },
+                        RecordError::TooLarge => CaptureError::TooLarge {
+                            name: self.name.clone(),
+                            offset,
+                            limit: BUF_MAX,
+                        },
+                        RecordError::Read => {
+                            let error = self
+                                .io_err
+                                .lock()
+                                .ok()
+                                .and_then(|mut e| e.take())
+                                .unwrap_or_else(|| io::Error::other("read error"));
+                            CaptureError::Io {
+                                name: self.name.clone(),
+                                error,
+                            }
+                        }
+                    });
+                }
+            };
+            if let Some(f) = self.filter.as_mut() {
+                match f.matches(linktype, r.data(&rec)) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        self.done = true;
+                        return Err(e);
+                    }
+                }
+            }
+            break rec;
+        };
+        let frac = i64::from(rec.ts_frac);
+        let frac = if nanos { frac } else { frac * 1000 };
+        let ts = Timestamp::from_parts(i64::from(rec.ts_sec), frac);
+        self.last_ts = ts;
+        Ok(Some(RawPacket {
+            ts,
+            linktype,
+            data: r.data(&rec),
+            orig_len: rec.orig_len,
+        }))
+    }
+
     fn grow(&mut self) -> Result<(), CaptureError> {
         if self.capacity >= BUF_MAX {
             self.done = true;
@@ -810,6 +934,113 @@ impl FileSource {
     }
 }
 
+/// The records of a classic pcap file, read straight from a large buffer: each packet is a
+/// slice of it (no copy), and the only per-record work is reading its 16-byte header.
+struct Records {
+    input: io::Chain<Cursor<Vec<u8>>, Input>,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[pos..end]`.
+    pos: usize,
+    end: usize,
+    /// File offset (after the file header) of `buf[pos]`.
+    offset: u64,
+    eof: bool,
+    big_endian: bool,
+}
+
+/// A record found by [`Records::next`]: its packet is `buf[start..start + len]`.
+struct Record {
+    start: usize,
+    len: usize,
+    ts_sec: u32,
+    ts_frac: u32,
+    orig_len: u32,
+}
+
+enum RecordError {
+    /// The input ends inside a record.
+    Truncated,
+    /// A record larger than [`BUF_MAX`].
+    TooLarge,
+    /// Reading failed (the error is in `FileSource::io_err`).
+    Read,
+}
+
+impl Records {
+    fn new(input: io::Chain<Cursor<Vec<u8>>, Input>, big_endian: bool) -> Self {
+        Records {
+            input,
+            buf: vec![0; BUF_INITIAL],
+            pos: 0,
+            end: 0,
+            offset: 0,
+            eof: false,
+            big_endian,
+        }
+    }
+
+    fn data(&self, r: &Record) -> &[u8] {
+        self.buf.get(r.start..r.start + r.len).unwrap_or(&[])
+    }
+
+    fn next(&mut self) -> Result<Option<Record>, RecordError> {
+        loop {
+            let avail = self.end - self.pos;
+            let header = self
+                .buf
+                .get(self.pos..self.pos + 16)
+                .and_then(|h| <[u8; 16]>::try_from(h).ok());
+            if let (true, Some(h)) = (avail >= 16, header) {
+                let word = |i: usize| {
+                    let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+                    if self.big_endian {
+                        u32::from_be_bytes(b)
+                    } else {
+                        u32::from_le_bytes(b)
+                    }
+                };
+                let caplen = word(8) as usize;
+                let need = 16 + caplen;
+                if avail >= need {
+                    let rec = Record {
+                        start: self.pos + 16,
+                        len: caplen,
+                        ts_sec: word(0),
+                        ts_frac: word(4),
+                        orig_len: word(12),
+                    };
+                    self.pos += need;
+                    self.offset += need as u64;
+                    return Ok(Some(rec));
+                }
+                if need >= BUF_MAX {
+                    return Err(RecordError::TooLarge);
+                }
+                if need > self.buf.len() {
+                    let size = (self.buf.len() * 2).max(need).min(BUF_MAX);
+                    self.buf.resize(size, 0);
+                }
+            }
+            if self.eof {
+                return if avail == 0 {
+                    Ok(None)
+                } else {
+                    Err(RecordError::Truncated)
+                };
+            }
+            // Move the partial record to the front and read as much as fits.
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end = avail;
+            self.pos = 0;
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(_) => return Err(RecordError::Read),
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Live capture.
 
@@ -820,6 +1051,10 @@ struct LiveSource {
     /// Set once `stop` was seen: the capture is non-blocking and reads what the kernel had
     /// already buffered, until it is empty or this deadline passes.
     drain_until: Option<std::time::Instant>,
+    /// Without immediate mode (TPACKET_V3), packets become readable when the kernel retires
+    /// their block, at the latest after the read timeout: a drain goes on polling until then.
+    drain_settle: std::time::Duration,
+    drain_quiet: Option<std::time::Instant>,
     /// Cleared on drop; ends the watcher threads.
     alive: Arc<AtomicBool>,
     linktype: Linktype,
@@ -874,6 +1109,14 @@ impl LiveSource {
             cap: Some(cap),
             stop: stop.clone(),
             drain_until: None,
+            drain_settle: if opts.immediate {
+                std::time::Duration::ZERO
+            } else {
+                std::time::Duration::from_millis(
+                    u64::try_from(opts.timeout_ms.max(1)).unwrap_or(1000) + 50,
+                )
+            },
+            drain_quiet: None,
             alive: Arc::new(AtomicBool::new(true)),
             linktype,
             iface: iface.to_string(),
@@ -915,7 +1158,9 @@ impl LiveSource {
     /// (the replies to the last requests, typically), read on without blocking until the
     /// buffer is empty, for at most a second in case traffic keeps flowing.
     fn start_drain(&mut self) {
-        self.drain_until = Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
+        let now = std::time::Instant::now();
+        self.drain_until = Some(now + std::time::Duration::from_secs(1));
+        self.drain_quiet = Some(now + self.drain_settle);
         self.cap = self.cap.take().and_then(|c| c.setnonblock().ok());
     }
 
@@ -943,6 +1188,14 @@ impl LiveSource {
                 // Nothing buffered: go on waiting, or, when draining, the drain is complete.
                 Err(pcap::Error::TimeoutExpired) => {
                     if self.drain_until.is_some() {
+                        if self
+                            .drain_quiet
+                            .is_some_and(|t| std::time::Instant::now() < t)
+                        {
+                            // A block may still be open: poll until the kernel retires it.
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                            continue;
+                        }
                         return Ok(None);
                     }
                 }

@@ -8,10 +8,12 @@
 //! safe) and mapped to 64-bit stream offsets internally.
 
 use crate::packet::{TcpSegment, Timestamp};
+use crate::pipeline::OrderClock;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Direction of a segment relative to the server side chosen by
@@ -183,6 +185,55 @@ pub struct TcpStats {
     pub buffered_bytes: u64,
     /// Highest `buffered_bytes` seen.
     pub buffered_bytes_peak: u64,
+}
+
+impl TcpStats {
+    /// Adds the counters of a tracker that saw other connections of the same capture. Peaks
+    /// add up too: an upper bound of the peak of the whole.
+    pub fn merge(&mut self, o: &TcpStats) {
+        let TcpStats {
+            packets,
+            bytes,
+            bytes_delivered,
+            packets_ignored,
+            flows_opened,
+            flows_closed,
+            flows_evicted,
+            flows_active,
+            retransmitted_segments,
+            retransmitted_bytes,
+            duplicate_segments,
+            duplicate_bytes,
+            out_of_order_segments,
+            held_segments,
+            reorder_window_expired,
+            gaps,
+            bytes_lost,
+            truncated_packets,
+            buffered_bytes,
+            buffered_bytes_peak,
+        } = o;
+        self.packets += packets;
+        self.bytes += bytes;
+        self.bytes_delivered += bytes_delivered;
+        self.packets_ignored += packets_ignored;
+        self.flows_opened += flows_opened;
+        self.flows_closed += flows_closed;
+        self.flows_evicted += flows_evicted;
+        self.flows_active += flows_active;
+        self.retransmitted_segments += retransmitted_segments;
+        self.retransmitted_bytes += retransmitted_bytes;
+        self.duplicate_segments += duplicate_segments;
+        self.duplicate_bytes += duplicate_bytes;
+        self.out_of_order_segments += out_of_order_segments;
+        self.held_segments += held_segments;
+        self.reorder_window_expired += reorder_window_expired;
+        self.gaps += gaps;
+        self.bytes_lost += bytes_lost;
+        self.truncated_packets += truncated_packets;
+        self.buffered_bytes += buffered_bytes;
+        self.buffered_bytes_peak += buffered_bytes_peak;
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -532,6 +583,15 @@ impl Half {
         out: &mut impl Out,
     ) {
         let data_end = start + payload.len() as i64;
+        if self.ooo.is_empty()
+            && !self.held
+            && start == self.next_off as i64
+            && end == data_end as u64
+        {
+            // The common case: exactly the next bytes, nothing buffered.
+            self.emit_data(ts, payload, cx, out);
+            return;
+        }
         let next0 = self.next_off;
         let mut used = 0u64;
         loop {
@@ -643,6 +703,7 @@ impl Half {
 /// After a segment of a flow (or a clock tick): release held data whose peer bytes arrived,
 /// and give up holes and holds older than the reorder window. `out` may point at either
 /// direction; it is turned as needed.
+#[inline]
 fn settle<O: Out + Turn>(
     halves: &mut [Half; 2],
     pkts: u64,
@@ -656,6 +717,17 @@ fn settle<O: Out + Turn>(
         halves[1].wait = None;
         return;
     }
+    settle_waiting(halves, pkts, now, cx, out);
+}
+
+/// [`settle`] when data waits.
+fn settle_waiting<O: Out + Turn>(
+    halves: &mut [Half; 2],
+    pkts: u64,
+    now: Timestamp,
+    cx: &mut Cx<'_>,
+    out: &mut O,
+) {
     release_held(halves, cx, out);
     let mut expired_any = false;
     for dir in [Direction::ToServer, Direction::ToClient] {
@@ -871,6 +943,8 @@ struct Flow<C> {
     /// Segments of this flow so far (the reorder window's packet clock).
     pkts: u64,
     last_seen: Timestamp,
+    /// Position of its last packet in the whole capture, when an [`OrderClock`] is set.
+    touched: u64,
     prev: u32,
     next: u32,
 }
@@ -893,9 +967,44 @@ impl<H: StreamHandler> Out for Emit<'_, H> {
     }
 }
 
+/// Packet time between two idle checks of a tracker.
+const IDLE_CHECK_NS: i64 = 1_000_000_000;
+
+/// When a tracker fed every packet of a capture runs its once-a-second check: the packets where
+/// [`IdleClock::tick`] returns true. A reader that deals packets to several trackers advances
+/// all of them at those packets.
+#[derive(Debug, Clone)]
+pub struct IdleClock {
+    now: i64,
+    next: i64,
+}
+
+impl Default for IdleClock {
+    fn default() -> Self {
+        IdleClock {
+            now: i64::MIN,
+            next: i64::MIN,
+        }
+    }
+}
+
+impl IdleClock {
+    /// The capture time of the next packet; returns the tracker's clock (the latest time
+    /// seen) and whether a whole-capture tracker checks its flows at this packet.
+    pub fn tick(&mut self, ts: Timestamp) -> (Timestamp, bool) {
+        self.now = self.now.max(ts.0);
+        if self.now >= self.next {
+            self.next = self.now.saturating_add(IDLE_CHECK_NS);
+            return (Timestamp(self.now), true);
+        }
+        (Timestamp(self.now), false)
+    }
+}
+
 /// Flow table + reassembly. See the module docs.
 pub struct TcpTracker<H: StreamHandler> {
     cfg: TcpConfig,
+    lim: Limits,
     map: HashMap<FlowId, u32, FlowHasherBuilder>,
     slots: Vec<Option<Flow<H::Conn>>>,
     free: Vec<u32>,
@@ -906,13 +1015,26 @@ pub struct TcpTracker<H: StreamHandler> {
     stats: TcpStats,
     now: Timestamp,
     next_idle_check: i64,
+    order: Option<Arc<OrderClock>>,
+    /// Slot of the flow of the previous segment.
+    last: Option<u32>,
 }
 
 impl<H: StreamHandler> TcpTracker<H> {
     /// An empty tracker.
     pub fn new(cfg: TcpConfig) -> Self {
+        // Worked out once: the tracker's configuration never changes.
+        let lim = Limits {
+            per_dir: cfg.max_buffer_per_direction,
+            total: cfg.max_buffer_total,
+            chunks: cfg.max_segments_per_direction.max(2),
+            reorder_time: i64::try_from(cfg.reorder_time.as_nanos()).unwrap_or(i64::MAX),
+            reorder_packets: cfg.reorder_packets,
+            reorder_bytes: cfg.reorder_bytes,
+        };
         TcpTracker {
             cfg,
+            lim,
             map: HashMap::with_hasher(FlowHasherBuilder::new()),
             slots: Vec::new(),
             free: Vec::new(),
@@ -921,7 +1043,15 @@ impl<H: StreamHandler> TcpTracker<H> {
             stats: TcpStats::default(),
             now: Timestamp(i64::MIN),
             next_idle_check: i64::MIN,
+            order: None,
+            last: None,
         }
+    }
+
+    /// Tells `clock` which flow the events of the once-a-second check and of
+    /// [`TcpTracker::finish`] come from (for a tracker that sees one shard of a capture).
+    pub fn set_order_clock(&mut self, clock: Arc<OrderClock>) {
+        self.order = Some(clock);
     }
 
     /// Counters so far.
@@ -940,14 +1070,7 @@ impl<H: StreamHandler> TcpTracker<H> {
     }
 
     fn limits(&self) -> Limits {
-        Limits {
-            per_dir: self.cfg.max_buffer_per_direction,
-            total: self.cfg.max_buffer_total,
-            chunks: self.cfg.max_segments_per_direction.max(2),
-            reorder_time: i64::try_from(self.cfg.reorder_time.as_nanos()).unwrap_or(i64::MAX),
-            reorder_packets: self.cfg.reorder_packets,
-            reorder_bytes: self.cfg.reorder_bytes,
-        }
+        self.lim
     }
 
     /// Feed one segment captured at `ts`.
@@ -957,18 +1080,18 @@ impl<H: StreamHandler> TcpTracker<H> {
         if seg.missing > 0 {
             self.stats.truncated_packets += 1;
         }
-        if ts > self.now {
-            self.now = ts;
-        }
-        if self.now.0 >= self.next_idle_check {
-            self.next_idle_check = self.now.0.saturating_add(1_000_000_000);
-            self.expire_idle(h);
-            self.settle_all(h);
-        }
+        self.advance(h, ts);
         let (id, src_is_a) = FlowId::new(seg.src, seg.dst);
         let syn_only = seg.flags.syn && !seg.flags.ack;
-        let idx = match self.map.get(&id) {
-            Some(&i) => {
+        // Consecutive packets are often of one flow: its slot is checked before the table.
+        let last = self.last.filter(|&i| {
+            self.slots
+                .get(i as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|f| f.id == id)
+        });
+        let idx = match last.or_else(|| self.map.get(&id).copied()) {
+            Some(i) => {
                 let Some(f) = self.slots.get(i as usize).and_then(Option::as_ref) else {
                     return;
                 };
@@ -998,8 +1121,31 @@ impl<H: StreamHandler> TcpTracker<H> {
                 None => return,
             },
         };
+        self.last = Some(idx);
         self.touch(idx, ts);
         self.process(h, idx, ts, seg, src_is_a);
+    }
+
+    /// Moves the tracker's clock to `ts` (never back) and, once a second of packet time,
+    /// closes idle flows and runs every flow's reorder window. [`TcpTracker::segment`] does it
+    /// for each packet; a tracker that sees only some of a capture's packets (one shard of
+    /// its connections) is advanced with the time of every packet, or at least of those where
+    /// the whole-capture tracker's check falls ([`IdleClock`]), to behave exactly like it.
+    #[inline]
+    pub fn advance(&mut self, h: &mut H, ts: Timestamp) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        if self.now.0 >= self.next_idle_check {
+            self.check_flows(h);
+        }
+    }
+
+    #[inline(never)]
+    fn check_flows(&mut self, h: &mut H) {
+        self.next_idle_check = self.now.0.saturating_add(IDLE_CHECK_NS);
+        self.expire_idle(h);
+        self.settle_all(h);
     }
 
     fn is_new_syn(&self, f: &Flow<H::Conn>, src_is_a: bool, seq: u32) -> bool {
@@ -1055,6 +1201,7 @@ impl<H: StreamHandler> TcpTracker<H> {
             halves: [Half::default(), Half::default()],
             pkts: 0,
             last_seen: ts,
+            touched: 0,
             prev: NIL,
             next: NIL,
         };
@@ -1240,12 +1387,15 @@ impl<H: StreamHandler> TcpTracker<H> {
             .saturating_sub(i64::try_from(self.cfg.idle_timeout.as_nanos()).unwrap_or(i64::MAX));
         while self.tail != NIL {
             let t = self.tail;
-            let seen = match self.slots.get(t as usize).and_then(Option::as_ref) {
-                Some(f) => f.last_seen,
+            let (seen, touched) = match self.slots.get(t as usize).and_then(Option::as_ref) {
+                Some(f) => (f.last_seen, f.touched),
                 None => break,
             };
             if seen.0 > limit {
                 break;
+            }
+            if let Some(o) = &self.order {
+                o.set_flow(OrderClock::CLOSING | touched);
             }
             self.remove(h, t, CloseReason::Idle);
         }
@@ -1263,6 +1413,9 @@ impl<H: StreamHandler> TcpTracker<H> {
             let Some(conn) = flow.conn.as_mut() else {
                 continue;
             };
+            if let Some(o) = &self.order {
+                o.set_flow(OrderClock::SETTLING | flow.touched);
+            }
             let mut cx = Cx {
                 stats: &mut self.stats,
                 limits,
@@ -1287,6 +1440,12 @@ impl<H: StreamHandler> TcpTracker<H> {
         }
         while self.tail != NIL {
             let t = self.tail;
+            if let (Some(o), Some(f)) = (
+                &self.order,
+                self.slots.get(t as usize).and_then(Option::as_ref),
+            ) {
+                o.set_flow(OrderClock::CLOSING | f.touched);
+            }
             self.remove(h, t, CloseReason::End);
         }
     }
@@ -1331,10 +1490,12 @@ impl<H: StreamHandler> TcpTracker<H> {
     }
 
     fn touch(&mut self, i: u32, ts: Timestamp) {
+        let packet = self.order.as_ref().map_or(0, |o| o.packet());
         if let Some(f) = self.links(i) {
             if ts > f.last_seen {
                 f.last_seen = ts;
             }
+            f.touched = packet;
         }
         if self.head != i {
             self.unlink(i);

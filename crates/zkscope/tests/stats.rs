@@ -540,3 +540,73 @@ fn bad_options_exit_2() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+/// `--threads N` deals connections to N decoding threads and merges their tables: whatever N,
+/// stdout, stderr and the exit status are those of one thread, on clean, damaged (lost,
+/// reordered, duplicated segments: holes wait and expire on the packet clock) and real
+/// captures, with the `(other)` row of `--max-groups` too.
+#[test]
+fn threads_change_nothing_in_the_output() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let lossy = tmp.join(format!("stats-threads-lossy-{}.pcap", std::process::id()));
+    let out = Command::new("python3")
+        .arg(repo("scripts/mangle_pcap.py"))
+        .arg(gen_pcap())
+        .arg(&lossy)
+        .args(["--seed", "3", "--drop-share", "0.02", "--reorder", "0.05"])
+        .args(["--duplicate", "0.02", "--ack-first", "0.05"])
+        .output()
+        .expect("run mangle_pcap.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = [
+        PathBuf::from(gen_pcap()),
+        lossy.clone(),
+        repo(DUMP),
+        repo("fixtures/real/zk38-any-sll2.pcap"),
+        repo("fixtures/real/zk38-session.pcapng"),
+        repo("fixtures/real/zk38-ipv6.pcap"),
+    ];
+    let runs: [&[&str]; 5] = [
+        &["count", "-g", "path"],
+        &["count", "-g", "type,path", "--format", "json"],
+        &[
+            "count",
+            "-g",
+            "path",
+            "--max-groups",
+            "7",
+            "--format",
+            "json",
+        ],
+        &["latency", "-g", "client,op,error", "--format", "json"],
+        &["count", "-g", "session,server,auth", "-p", "--events"],
+    ];
+    for f in &files {
+        let f = f.to_str().expect("UTF-8 path");
+        for run in runs {
+            let mut args = run.to_vec();
+            args.extend(["-r", f, "--threads"]);
+            let one = zkscope_env(&[&args[..], &["1"]].concat(), &[]);
+            assert!(one.status.success(), "{args:?}");
+            for n in ["2", "3"] {
+                let many = zkscope_env(&[&args[..], &[n]].concat(), &[]);
+                assert_eq!(
+                    String::from_utf8_lossy(&many.stdout),
+                    String::from_utf8_lossy(&one.stdout),
+                    "{args:?} {n}"
+                );
+                assert_eq!(
+                    String::from_utf8_lossy(&many.stderr),
+                    String::from_utf8_lossy(&one.stderr),
+                    "{args:?} {n}"
+                );
+                assert_eq!(many.status.code(), one.status.code());
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&lossy);
+}

@@ -20,11 +20,14 @@ use zkscope_analysis::{
 };
 
 use crate::args::{InputArgs, WindowArgs};
-use crate::input::run_client;
+use crate::input::{run_client, run_client_sharded};
 use crate::output::emit;
 
 /// Distinct groups kept by the zk-dump compatible modes.
 const COMPAT_MAX_GROUPS: usize = 100_000;
+
+/// Most decoding threads chosen automatically.
+const MAX_THREADS: usize = 8;
 
 /// Table width when standard output is not a terminal (and `COLUMNS` is not set).
 const DEFAULT_WIDTH: usize = 100;
@@ -146,6 +149,12 @@ pub struct StatsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text", help_heading = "Output")]
     pub format: TableFormat,
+
+    /// Decoding threads for a capture file, each owning some of its connections (0: one per
+    /// core). The output is the same whatever the number; --count, --duration, --since and
+    /// --until run on one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// A column of the printed table.
@@ -338,7 +347,16 @@ pub fn run(mut args: StatsArgs, mode: Mode) -> Result<ExitCode> {
             .transpose()?,
         ..Config::default()
     };
-    let mut run = run_client(&args.input, Aggregator::new(&cfg))?;
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS)),
+        n => n,
+    };
+    let whole_capture = cfg.limit.is_some()
+        || cfg.duration_ns.is_some()
+        || cfg.since.is_some()
+        || cfg.until.is_some();
+    let threads = if whole_capture { 1 } else { threads };
+    let mut run = run_client_sharded(&args.input, threads, || Aggregator::new(&cfg))?;
     run.consumer.finish();
     let agg = &run.consumer;
     let table = agg.table();

@@ -98,6 +98,13 @@ pub fn print_summary(counters: &Counters, include_pings: bool) {
         "problems    {} undecodable frames, {} bad length prefixes, {} bytes skipped to resynchronise, {} partial frames dropped at gaps, {} frames cut by gaps (reported from their start), {} misread frames (impossible error code)",
         c.undecodable_frames, c.bad_lengths, c.resync_skipped_bytes, c.partial_frames_dropped, c.cut_frames, c.misread_frames
     );
+    if c.partial_frames_shed > 0 {
+        let _ = writeln!(
+            e,
+            "memory      {} partial frames given up to keep frames in progress within the memory budget (reported cut)",
+            c.partial_frames_shed
+        );
+    }
 }
 
 /// The election/quorum lines of the end-of-run summary (stderr).
