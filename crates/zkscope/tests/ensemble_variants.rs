@@ -874,7 +874,18 @@ fn quorum_tls_connections_are_reported_as_tls() {
     );
 
     // No election to tell, and no failure.
-    assert!(cap.rounds().is_empty());
+    // no election readable: exit status 3, and the note says why
+    let out = cap.run_on_file(&["elections", "--format", "json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).ok(),
+        Some(serde_json::json!([]))
+    );
+    assert!(
+        err.contains("connections carry TLS on ports never identified"),
+        "{err}"
+    );
 }
 
 #[test]
