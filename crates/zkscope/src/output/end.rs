@@ -89,7 +89,10 @@ pub fn found(expect: &Expect, c: &Counters) -> bool {
     let ensemble = c
         .ensemble
         .as_ref()
-        .is_some_and(|e| e.fle_initials + e.fle_notifications + e.zab_packets > 0);
+        // TLS election/quorum connections (quorum TLS) are the ensemble's, though not readable
+        .is_some_and(|e| {
+            e.fle_initials + e.fle_notifications + e.zab_packets + e.tls_connections > 0
+        });
     match expect {
         Expect::Client { .. } => client,
         Expect::Ensemble { .. } => client || ensemble,
@@ -125,6 +128,15 @@ pub fn no_traffic_note(expect: &Expect, c: &Counters, ports: &PortTally) -> Stri
     };
     let on_chosen: u64 = chosen.iter().map(|p| ports.get(*p)).sum();
     let selected = tcp.saturating_sub(ports.total().saturating_sub(on_chosen));
+    // TLS on ports never identified: maybe an encrypted ensemble (sslQuorum)
+    let tls = c.ensemble.as_ref().map_or(0, |e| e.unrecognised_tls);
+    let tls_hint = (tls > 0).then(|| {
+        format!(
+            "\nzkscope: {tls} connections carry TLS on ports never identified: an encrypted \
+             ensemble (sslQuorum) cannot be decoded; --fle-port/--zab-port name its \
+             connections as such."
+        )
+    });
     match expect {
         Expect::Client { selection, .. } | Expect::Ensemble { selection, .. } if selected == 0 => {
             let _ = write!(
@@ -161,6 +173,7 @@ pub fn no_traffic_note(expect: &Expect, c: &Counters, ports: &PortTally) -> Stri
                 c.client.requests
             );
             // the busiest ports are the client ports already decoded: no port to suggest
+            n.push_str(tls_hint.as_deref().unwrap_or_default());
             return n;
         }
         Expect::Elections => {
@@ -169,6 +182,9 @@ pub fn no_traffic_note(expect: &Expect, c: &Counters, ports: &PortTally) -> Stri
                 "{tcp} TCP packets, none recognised as leader election or quorum traffic."
             );
         }
+    }
+    if let Some(h) = &tls_hint {
+        n.push_str(h);
     }
     let mut top = ports.top(TOP_PORTS + chosen.len());
     top.retain(|(p, _)| !chosen.contains(p));
