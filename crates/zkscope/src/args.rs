@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use zkscope_capture::client::{ClientConfig, ServerSpec};
 use zkscope_capture::ensemble::{EnsembleSpec, Mode, Proto};
+use zkscope_capture::pipeline::Decoder;
 
 use crate::output::end::{End, Expect, SummaryFormat};
 use crate::output::time::TimeFormat;
@@ -409,6 +410,30 @@ pub struct ProtocolArgs {
 }
 
 /// The ensemble handler's selection from the options.
+/// The decoder `--protocol` selects (client ports, or election/quorum/auto with its mode) and
+/// the live capture filter that goes with it, for commands that take either.
+pub fn decoder_for(input: &InputArgs, protocols: &ProtocolArgs) -> Result<(Decoder, String)> {
+    let mode = match protocols.protocol {
+        Protocol::Client => {
+            let spec = input.server_spec()?;
+            let bpf = input.bpf(&spec);
+            let config = input.client_config();
+            return Ok((Decoder::Client { spec, config }, bpf));
+        }
+        Protocol::Fle => Mode::Fle,
+        Protocol::Zab => Mode::Zab,
+        _ => Mode::Auto,
+    };
+    let spec = ensemble_spec(input, protocols, mode)?;
+    let bpf = ensemble_bpf(input, &spec);
+    let decoder = Decoder::Ensemble {
+        spec,
+        config: input.client_config(),
+        resolver: Some(Box::new(dns)),
+    };
+    Ok((decoder, bpf))
+}
+
 pub fn ensemble_spec(input: &InputArgs, p: &ProtocolArgs, mode: Mode) -> Result<EnsembleSpec> {
     if !input.include_hosts.is_empty() && !input.exclude_hosts.is_empty() {
         bail!("the flags --include-host and --exclude-host can't be mixed");

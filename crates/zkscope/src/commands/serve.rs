@@ -18,10 +18,8 @@ use zkscope_analysis::daemon::DaemonSink;
 use zkscope_analysis::elections::Tracker;
 use zkscope_analysis::metrics::{self, CaptureTotals, MetricsConfig};
 use zkscope_analysis::zkstats::{StatsConfig, WindowedStats};
-use zkscope_capture::ensemble::{Mode, ZabKind};
-use zkscope_capture::pipeline::{
-    Consumer, Counters, Decoder, Event, LiveCounters, Pipeline, StopHandle,
-};
+use zkscope_capture::ensemble::ZabKind;
+use zkscope_capture::pipeline::{Consumer, Counters, Event, LiveCounters, Pipeline, StopHandle};
 use zkscope_capture::source::{LiveOptions, PacketSource};
 use zkscope_capture::Timestamp;
 use zkscope_proto::quorum::PacketType;
@@ -29,7 +27,7 @@ use zkscope_serve::log::Logger;
 use zkscope_serve::privs;
 use zkscope_serve::{About, Health, Shared, Window};
 
-use crate::args::{dns, ensemble_bpf, ensemble_spec, InputArgs, Protocol, ProtocolArgs};
+use crate::args::{decoder_for, InputArgs, ProtocolArgs};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -284,36 +282,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         bail!("--sampling takes values within [0, 1]");
     }
     let input = &args.input;
-    let (decoder, bpf) = match args.protocols.protocol {
-        Protocol::Client => {
-            let spec = input.server_spec()?;
-            let bpf = input.bpf(&spec);
-            (
-                Decoder::Client {
-                    spec,
-                    config: input.client_config(),
-                },
-                bpf,
-            )
-        }
-        p => {
-            let mode = match p {
-                Protocol::Fle => Mode::Fle,
-                Protocol::Zab => Mode::Zab,
-                _ => Mode::Auto,
-            };
-            let spec = ensemble_spec(input, &args.protocols, mode)?;
-            let bpf = ensemble_bpf(input, &spec);
-            (
-                Decoder::Ensemble {
-                    spec,
-                    config: input.client_config(),
-                    resolver: Some(Box::new(dns)),
-                },
-                bpf,
-            )
-        }
-    };
+    let (decoder, bpf) = decoder_for(input, &args.protocols)?;
     let user = args
         .user
         .as_deref()

@@ -27,12 +27,11 @@ use clap::Args;
 use crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 use zkscope_analysis::fmt::parse_duration;
 use zkscope_analysis::{Filter, UserRule};
-use zkscope_capture::ensemble::Mode;
 use zkscope_capture::pipeline::{Decoder, LiveCounters, Pipeline, StopHandle};
 use zkscope_capture::source::{LiveOptions, PacketSource};
 use zkscope_capture::Timestamp;
 
-use crate::args::{dns, ensemble_bpf, ensemble_spec, InputArgs, Protocol, ProtocolArgs};
+use crate::args::{decoder_for, InputArgs, Protocol, ProtocolArgs};
 use crate::commands::stats::{class_options, FoldArg};
 use app::{App, Data, Key};
 use model::{Feed, Handles, Pacer, Settings, TopState, View, WINDOW_NS};
@@ -278,42 +277,12 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
 
 /// The decoder and the live capture filter.
 fn decoder(args: &TopArgs) -> Result<(Decoder, String)> {
-    let input = &args.input;
-    Ok(match args.protocol {
-        Protocol::Client => {
-            let spec = input.server_spec()?;
-            let bpf = input.bpf(&spec);
-            (
-                Decoder::Client {
-                    spec,
-                    config: input.client_config(),
-                },
-                bpf,
-            )
-        }
-        p => {
-            let mode = match p {
-                Protocol::Fle => Mode::Fle,
-                Protocol::Zab => Mode::Zab,
-                _ => Mode::Auto,
-            };
-            let protocols = ProtocolArgs {
-                protocol: p,
-                fle_ports: args.fle_ports.clone(),
-                zab_ports: args.zab_ports.clone(),
-            };
-            let spec = ensemble_spec(input, &protocols, mode)?;
-            let bpf = ensemble_bpf(input, &spec);
-            (
-                Decoder::Ensemble {
-                    spec,
-                    config: input.client_config(),
-                    resolver: Some(Box::new(dns)),
-                },
-                bpf,
-            )
-        }
-    })
+    let protocols = ProtocolArgs {
+        protocol: args.protocol,
+        fle_ports: args.fle_ports.clone(),
+        zab_ports: args.zab_ports.clone(),
+    };
+    decoder_for(&args.input, &protocols)
 }
 
 fn wall_ns() -> i64 {
