@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use zkscope_capture::pipeline::{OrderClock, OrderKey, Shard};
 
-use crate::hash::FastMap;
+use crate::hash::{FastIndexMap, FastMap};
 use std::fmt::Write as _;
 
 use zkscope_capture::client::Msg;
@@ -300,22 +300,32 @@ pub struct Row<'a> {
 /// Sorts rows by a column: numbers descending (rows without a value last), keys ascending;
 /// ties keep first-seen order.
 pub fn sort_rows(rows: &mut [Row<'_>], by: Column) {
-    rows.sort_by(|a, b| {
-        let ord = match by {
-            Column::Key(i) => a.values.get(i).cmp(&b.values.get(i)),
-            _ => {
-                let (x, y) = (by.metric(&a.summary), by.metric(&b.summary));
-                match (x, y) {
-                    (Some(x), Some(y)) => y.total_cmp(&x),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                }
-            }
-        };
-        ord.then(a.group.seq.cmp(&b.group.seq))
-    });
+    // Rows are large: sorting small keys and permuting once beats moving rows at every step
+    // (thousands of groups). `sort_by_cached_key` keeps ties in order, and seq breaks them.
+    match by {
+        Column::Key(i) => rows.sort_by_cached_key(|r| (r.values.get(i).copied(), r.group.seq)),
+        _ => rows.sort_by_cached_key(|r| {
+            let v = by.metric(&r.summary);
+            // descending by value, rows without one last
+            (
+                v.is_none(),
+                std::cmp::Reverse(v.map_or(0, total_order)),
+                r.group.seq,
+            )
+        }),
+    }
 }
+
+/// An integer ordered as `f64::total_cmp` orders the float.
+fn total_order(x: f64) -> i64 {
+    let b = x.to_bits() as i64;
+    b ^ (((b >> 63) as u64) >> 1) as i64
+}
+
+/// [`GroupTable`]'s raw-path cache entry for a path whose calls go to the `(other)` row.
+const FOLDED: u32 = u32::MAX;
+/// Raw paths the [`GroupTable`] remembers (about 100 bytes each).
+const RAW_CACHE_MAX: usize = 65_536;
 
 /// Groups calls by keys. Memory is bounded by [`Config::max_groups`].
 #[derive(Debug, Clone)]
@@ -326,7 +336,11 @@ pub struct GroupTable {
     max_groups: usize,
     latency: bool,
     slow_ns: Option<i64>,
-    groups: FastMap<Box<str>, Group>,
+    groups: FastIndexMap<Box<str>, Group>,
+    /// Tables grouped by path alone: raw path bytes to their group's index in `groups`
+    /// ([`FOLDED`]: the `(other)` row), so that a path seen before costs one lookup, not a
+    /// fold and a second lookup. Bounded by [`RAW_CACHE_MAX`]; cleared when indices change.
+    raw: FastMap<Box<[u8]>, u32>,
     other: Group,
     /// Calls folded into the `(other)` row.
     pub folded: u64,
@@ -345,7 +359,8 @@ impl GroupTable {
             max_groups: cfg.max_groups,
             latency: cfg.latency,
             slow_ns: cfg.slow_ns,
-            groups: FastMap::default(),
+            groups: FastIndexMap::default(),
+            raw: FastMap::default(),
             other: Group::default(),
             folded: 0,
             buf: String::with_capacity(256),
@@ -367,7 +382,8 @@ impl GroupTable {
             max_groups: self.max_groups,
             latency: self.latency,
             slow_ns: self.slow_ns,
-            groups: FastMap::default(),
+            groups: FastIndexMap::default(),
+            raw: FastMap::default(),
             other: Group::default(),
             folded: 0,
             buf: String::with_capacity(256),
@@ -398,10 +414,25 @@ impl GroupTable {
 
     /// Adds a call to its group.
     pub fn record(&mut self, c: &Call<'_>) {
-        self.write_key(c);
+        let by_path = match (self.keys.as_slice(), c.path) {
+            ([GroupKey::Path], Some(p)) => Some(p),
+            _ => None,
+        };
         let (latency, slow) = (self.latency, self.slow_ns);
-        if let Some(g) = self.groups.get_mut(self.buf.as_str()) {
+        if let Some(&i) = by_path.and_then(|p| self.raw.get(p)) {
+            match self.groups.get_index_mut(i as usize) {
+                Some((_, g)) => g.add(c, latency, slow),
+                None => self.other.add(c, latency, slow),
+            }
+            if i == FOLDED {
+                self.folded += 1;
+            }
+            return;
+        }
+        self.write_key(c);
+        let i = if let Some((i, _, g)) = self.groups.get_full_mut(self.buf.as_str()) {
             g.add(c, latency, slow);
+            i as u32
         } else if self.groups.len() < self.max_groups {
             let mut g = Group {
                 seq: self.next_seq,
@@ -413,10 +444,16 @@ impl GroupTable {
             };
             self.next_seq += 1;
             g.add(c, latency, slow);
-            self.groups.insert(self.buf.as_str().into(), g);
+            self.groups.insert_full(self.buf.as_str().into(), g).0 as u32
         } else {
             self.folded += 1;
             self.other.add(c, latency, slow);
+            FOLDED
+        };
+        if let Some(p) = by_path {
+            if self.raw.len() < RAW_CACHE_MAX {
+                self.raw.insert(p.into(), i);
+            }
         }
     }
 
@@ -460,12 +497,13 @@ impl GroupTable {
                 if let Some(g) = t.groups.get_mut(k) {
                     g.seq = i as u64;
                 }
-            } else if let Some(g) = t.groups.remove(k) {
+            } else if let Some(g) = t.groups.swap_remove(k) {
                 t.folded += g.count;
                 t.other.merge(&g);
             }
         }
         t.next_seq = t.groups.len() as u64;
+        t.raw.clear();
         Some(t)
     }
 
@@ -488,6 +526,8 @@ impl GroupTable {
             .map(|(k, g)| {
                 let mut values: Vec<&str> = if n == 0 {
                     Vec::new()
+                } else if n == 1 {
+                    vec![&**k]
                 } else {
                     k.split(SEP).collect()
                 };

@@ -32,3 +32,6 @@ impl BuildHasher for Fast {
 
 /// A `HashMap` with the [`Fast`] hasher.
 pub type FastMap<K, V> = HashMap<K, V, Fast>;
+
+/// An `IndexMap` with the [`Fast`] hasher.
+pub type FastIndexMap<K, V> = indexmap::IndexMap<K, V, Fast>;

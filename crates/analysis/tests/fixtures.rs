@@ -327,3 +327,50 @@ fn latency_printer_pairs() {
         ]
     );
 }
+
+#[test]
+fn a_table_by_path_alone_counts_as_a_table_by_path_and_op() {
+    // A table keyed by path alone remembers each raw path's group (one lookup a call); its
+    // counts must be those of the general table summed over operations, with or without a cap.
+    for (name, cap) in [
+        ("dump.pcap", 100_000),
+        ("dump.pcap", 2),
+        ("omni.pcap", 100_000),
+        ("omni.pcap", 1),
+    ] {
+        let cfg = |keys| Config {
+            keys,
+            max_groups: cap,
+            filter: Filter {
+                pings: true,
+                ..Filter::default()
+            },
+            ..Config::default()
+        };
+        let one = aggregate(name, cfg(vec![GroupKey::Path]));
+        let two = aggregate(name, cfg(vec![GroupKey::Path, GroupKey::Op]));
+        let mut per_path = std::collections::BTreeMap::<&str, u64>::new();
+        for r in two.table().rows() {
+            *per_path.entry(r.values[0]).or_default() += r.summary.count;
+        }
+        let rows = one.table().rows();
+        assert!(!rows.is_empty(), "{name}");
+        let total: u64 = rows.iter().map(|r| r.summary.count).sum::<u64>()
+            + one.table().other_row().map_or(0, |o| o.summary.count);
+        assert_eq!(total, one.recorded(), "{name} cap {cap}");
+        assert_eq!(
+            one.table().folded,
+            one.table().other_row().map_or(0, |o| o.summary.count)
+        );
+        if cap == 100_000 {
+            assert!(one.table().folded == 0);
+            for r in &rows {
+                assert_eq!(Some(&r.summary.count), per_path.get(r.values[0]), "{name}");
+            }
+            assert_eq!(rows.len(), per_path.len(), "{name}");
+        } else {
+            assert_eq!(rows.len(), cap, "{name}");
+            assert!(one.table().folded > 0, "{name}");
+        }
+    }
+}

@@ -93,7 +93,11 @@ impl<'a> JStr<'a> {
 
     /// The text, with invalid UTF-8 replaced by U+FFFD (borrowed when valid).
     pub fn to_str_lossy(&self) -> Cow<'a, str> {
-        String::from_utf8_lossy(self.0)
+        // `from_utf8` checks ASCII a word at a time; the lossy scan goes chunk by chunk.
+        match std::str::from_utf8(self.0) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(self.0),
+        }
     }
 
     /// The text if it is valid UTF-8.

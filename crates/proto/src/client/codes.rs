@@ -488,15 +488,33 @@ impl fmt::Display for EphemeralOwner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hex(pub i64);
 
+impl Hex {
+    /// The text (`0x` and lowercase digits, no leading zeros) in `buf`: what `Display`
+    /// writes, without the formatting machinery (JSON output writes several per message).
+    pub fn encode(self, buf: &mut [u8; 18]) -> &str {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let v = self.0 as u64;
+        let digits = (64 - v.leading_zeros() as usize).div_ceil(4).max(1);
+        let (head, rest) = buf.split_at_mut(2);
+        head.copy_from_slice(b"0x");
+        for (i, b) in rest.iter_mut().take(digits).enumerate() {
+            let nibble = (v >> (4 * (digits - 1 - i))) & 0xf;
+            *b = DIGITS.get(nibble as usize).copied().unwrap_or(b'0');
+        }
+        // Only ASCII was written: this never fails.
+        std::str::from_utf8(buf.get(..digits + 2).unwrap_or_default()).unwrap_or("0x?")
+    }
+}
+
 impl fmt::Display for Hex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x}", self.0 as u64)
+        f.pad(self.encode(&mut [0; 18]))
     }
 }
 
 impl Serialize for Hex {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(self.encode(&mut [0; 18]))
     }
 }
 
@@ -519,6 +537,15 @@ pub fn is_tls_client_hello(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_what_the_formatter_writes() {
+        for v in [0i64, 1, 15, 16, 0x5000f4251, i64::MAX, -1, i64::MIN] {
+            assert_eq!(Hex(v).to_string(), format!("{:#x}", v as u64));
+            assert_eq!(Hex(v).encode(&mut [0; 18]), format!("{:#x}", v as u64));
+        }
+        assert_eq!(format!("{:>6}|", Hex(10)), "   0xa|");
+    }
 
     #[test]
     fn names() {

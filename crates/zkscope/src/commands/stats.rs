@@ -517,25 +517,29 @@ fn number(us: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn json_value(v: &Val<'_>) -> String {
+fn write_json_value(out: &mut impl Write, v: &Val<'_>) -> io::Result<()> {
     match v {
-        Val::Str("") | Val::None => "null".to_string(),
-        Val::Str(s) => serde_json::to_string(s).unwrap_or_else(|_| "null".to_string()),
-        Val::Int(n) => n.to_string(),
-        Val::Us(us) => number(*us),
+        Val::Str("") | Val::None => out.write_all(b"null"),
+        Val::Str(s) => serde_json::to_writer(&mut *out, s).map_err(io::Error::from),
+        Val::Int(n) => write!(out, "{n}"),
+        Val::Us(us) => out.write_all(number(*us).as_bytes()),
     }
 }
 
-/// A JSON array, one object per row and line, fields in column order.
+/// A JSON array, one object per row and line, fields in column order. Written field by
+/// field: a table may have as many rows as `--max-groups`.
 fn write_json(out: &mut impl Write, cols: &[Col], rows: &[Row<'_>]) -> io::Result<()> {
     writeln!(out, "[")?;
     for (n, r) in rows.iter().enumerate() {
-        let fields: Vec<String> = cols
-            .iter()
-            .map(|c| format!("\"{}\":{}", c.name(), json_value(&c.value(r))))
-            .collect();
-        let comma = if n + 1 < rows.len() { "," } else { "" };
-        writeln!(out, "{{{}}}{comma}", fields.join(","))?;
+        out.write_all(b"{")?;
+        for (i, c) in cols.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            write!(out, "\"{}\":", c.name())?;
+            write_json_value(out, &c.value(r))?;
+        }
+        out.write_all(if n + 1 < rows.len() { b"},\n" } else { b"}\n" })?;
     }
     writeln!(out, "]")
 }

@@ -6,12 +6,11 @@
 //! `"client":…,"server":…` pair is rendered once and reused. Message bodies are appended with
 //! serde_json. The output is the same JSON a serde derive would give, several times faster.
 
-use std::collections::HashMap;
-use std::io::Write;
-
 use serde::Serialize;
+use zkscope_analysis::hash::FastMap;
 use zkscope_capture::client::ConnInfo;
 use zkscope_capture::packet::Timestamp;
+use zkscope_proto::client::Hex;
 
 /// Connections whose address fields are kept rendered; past this the cache starts over.
 const CONN_CACHE_MAX: usize = 65_536;
@@ -20,7 +19,7 @@ const CONN_CACHE_MAX: usize = 65_536;
 #[derive(Default)]
 pub struct JsonLine {
     buf: Vec<u8>,
-    conns: HashMap<u64, Box<[u8]>>,
+    conns: FastMap<u64, Box<[u8]>>,
     itoa: itoa::Buffer,
     ryu: ryu::Buffer,
 }
@@ -110,7 +109,10 @@ impl JsonLine {
     /// `"session":"0x…"` in lowercase hex.
     pub fn hex(&mut self, key: &'static str, v: i64) {
         self.key(key);
-        let _ = write!(self.buf, "\"{v:#x}\"");
+        self.buf.push(b'"');
+        self.buf
+            .extend_from_slice(Hex(v).encode(&mut [0; 18]).as_bytes());
+        self.buf.push(b'"');
     }
 
     /// A value rendered by serde.
