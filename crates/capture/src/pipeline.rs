@@ -332,6 +332,7 @@ pub type OnCut = Box<dyn FnMut(u32) + Send>;
 
 /// What every loop does with each packet read, before decoding: the snap length (`on_cut`
 /// the first time a packet is cut) and `-w`. A free function: the packet borrows the source.
+#[inline]
 fn note_packet(
     pkt: &RawPacket<'_>,
     stats: &mut LoopStats,
