@@ -133,8 +133,15 @@ for ((r = 1; r <= RUNS; r++)); do
     zrecv=$(sed -n 's/^capture *received \([0-9]*\), dropped by kernel \([0-9]*\).*/\1/p' "$TMP/zk.err")
     zdrop=$(sed -n 's/^capture *received \([0-9]*\), dropped by kernel \([0-9]*\).*/\2/p' "$TMP/zk.err")
     # requests and replies, handshakes included (as the truth file counts them)
-    zmsg=$(sed -n 's/^messages *\([0-9]*\) requests, \([0-9]*\) replies, [0-9]* watch events, \([0-9]*\) connects, \([0-9]*\) connect replies.*/\1 \2 \3 \4/p' "$TMP/zk.err" |
-        awk '{print $1 + $3 "/" $2 + $4}')
+    # (the summary counts pings apart: "N requests (+P pings, ...)"; the truth includes them)
+    zmsg=$(python3 -c '
+import re, sys
+for line in open(sys.argv[1]):
+    m = re.match(r"messages\s+(\d+) requests(?: \(\+(\d+) pings[^)]*\))?, (\d+) replies, \d+ watch events, (\d+) connects, (\d+) connect replies", line)
+    if m:
+        req, pings, rep, con, conr = (int(g or 0) for g in m.groups())
+        print(f"{req + pings + con}/{rep + conr}")
+' "$TMP/zk.err")
     trecv=$(sed -n 's/^\([0-9]*\) packets received by filter.*/\1/p' "$TMP/td.err")
     tdrop=$(sed -n 's/^\([0-9]*\) packets dropped by kernel.*/\1/p' "$TMP/td.err")
     echo "| $r | ${pps:-?} | ${zrecv:-?} | ${zdrop:-?} | ${zmsg:-?} | ${trecv:-?} | ${tdrop:-?} |"
