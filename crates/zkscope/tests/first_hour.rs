@@ -910,6 +910,9 @@ fn cut_replies_have_no_error_code() {
     for m in &unknown {
         assert_eq!(m["err_name"], "unknown", "{m}");
         assert_eq!(m["cut"], true, "{m}");
+        // 80 bytes leave 6 of the zxid's 8: not a made-up zxid either
+        assert!(m["zxid"].is_null(), "{m}");
+        assert!(m.get("zxid_hex").is_none(), "{m}");
     }
     // whole headers keep their code
     assert!(replies
@@ -917,6 +920,8 @@ fn cut_replies_have_no_error_code() {
         .all(|m| m["err"].is_null() || m["err_name"] != "unknown"));
     let txt = text(&zkscope(&["dump", "-q", "-p", "-r", cut]).stdout);
     assert_eq!(txt.matches(" err=? ").count(), unknown.len(), "{txt}");
+    assert_eq!(txt.matches(" zxid=? err=? ").count(), unknown.len(), "{txt}");
+    assert!(!txt.contains("zxid=0x0 "), "{txt}");
     assert!(!txt.contains("err=OK latency") || txt.matches("err=OK").count() < 5);
     // count: an "unknown" row, not in the errors column
     let rows: Vec<Value> = serde_json::from_slice(

@@ -27,6 +27,15 @@ impl ReplyHeader {
     /// Encoded size.
     pub const LEN: usize = 16;
 
+    /// The `zxid` of a header whose zxid the capture cut off ([`decode_event_prefix`]): no
+    /// server sends it (zxids are non-negative, or −1 in some notifications).
+    pub const ZXID_NOT_CAPTURED: i64 = i64::MIN;
+
+    /// Whether the zxid was captured (see [`ReplyHeader::ZXID_NOT_CAPTURED`]).
+    pub fn zxid_captured(&self) -> bool {
+        self.zxid != Self::ZXID_NOT_CAPTURED
+    }
+
     /// Decodes the first 16 bytes of `frame` (the rest is ignored).
     pub fn decode(frame: &[u8]) -> Result<Self> {
         Self::read(&mut Reader::new(frame))
@@ -47,7 +56,7 @@ impl ReplyHeader {
         m: &mut M,
     ) -> core::result::Result<(), M::Error> {
         m.serialize_entry("xid", &self.xid)?;
-        m.serialize_entry("zxid", &self.zxid)?;
+        m.serialize_entry("zxid", &self.zxid_captured().then_some(self.zxid))?;
         m.serialize_entry("err", &self.err.0)?;
         m.serialize_entry("err_name", &self.err.name())
     }
@@ -119,9 +128,9 @@ pub fn decode_event(frame: &[u8]) -> Result<(ReplyHeader, WatchEvent<'_>)> {
 }
 
 /// What can be read of a notification frame of which only `head`, its
-/// start, was captured (a snap length): the xid must be there; other
-/// fields not wholly captured read as 0 (`path` as `None`). Not checked to
-/// be a notification.
+/// start, was captured (a snap length): the xid must be there; a zxid not
+/// wholly captured reads as [`ReplyHeader::ZXID_NOT_CAPTURED`], other fields
+/// as 0 (`path` as `None`). Not checked to be a notification.
 pub fn decode_event_prefix(head: &[u8]) -> Result<(ReplyHeader, WatchEvent<'_>)> {
     if let Ok(whole) = decode_event(head) {
         return Ok(whole);
@@ -133,7 +142,7 @@ pub fn decode_event_prefix(head: &[u8]) -> Result<(ReplyHeader, WatchEvent<'_>)>
     let zxid = head.get(4..12).and_then(|b| b.try_into().ok());
     let header = ReplyHeader {
         xid,
-        zxid: zxid.map_or(0, i64::from_be_bytes),
+        zxid: zxid.map_or(ReplyHeader::ZXID_NOT_CAPTURED, i64::from_be_bytes),
         err: ErrCode(int(12).map_or(0, i32::from_be_bytes)),
     };
     let event = WatchEvent {

@@ -9,7 +9,7 @@ use zkscope_capture::packet::Timestamp;
 use zkscope_capture::pipeline::{Consumer, Event};
 use zkscope_capture::tcp::Direction;
 use zkscope_proto::client::{
-    implied_opcode, Data, ErrCode, Hex, OpCode, ReplyBody, RequestBody, PING_XID,
+    implied_opcode, Data, ErrCode, Hex, OpCode, ReplyBody, ReplyHeader, RequestBody, PING_XID,
 };
 
 use crate::output::fields::{write_fields, Style};
@@ -445,13 +445,15 @@ impl std::fmt::Display for ErrName {
     }
 }
 
-/// A zxid: hex, or -1 when absent.
+/// A zxid: hex, -1 when absent, `?` when the capture cut it off.
 struct Zxid(i64);
 
 impl std::fmt::Display for Zxid {
     /// `0x100000002 (1:2)`: hex, then epoch:counter, as the election and quorum printers do.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0 < 0 {
+        if self.0 == ReplyHeader::ZXID_NOT_CAPTURED {
+            f.write_str("?")
+        } else if self.0 < 0 {
             write!(f, "{}", self.0)
         } else {
             write!(
@@ -578,7 +580,8 @@ impl<W: Write> Printer<W> {
                 }
                 j.opt_int("opcode", op.map(|o| o.0.into()));
                 j.int("xid", h.xid.into());
-                j.int("zxid", h.zxid);
+                // a header cut inside its zxid: null, no zxid_hex
+                j.opt_int("zxid", h.zxid_captured().then_some(h.zxid));
                 if h.zxid >= 0 {
                     j.value("zxid_hex", &Hex(h.zxid));
                 }
@@ -602,7 +605,8 @@ impl<W: Write> Printer<W> {
                 j.name("type", "WatchEvent");
                 j.opt_int("opcode", None);
                 j.int("xid", header.xid.into());
-                j.int("zxid", header.zxid);
+                // a header cut inside its zxid: null, no zxid_hex
+                j.opt_int("zxid", header.zxid_captured().then_some(header.zxid));
                 if header.zxid >= 0 {
                     j.value("zxid_hex", &Hex(header.zxid));
                 }
