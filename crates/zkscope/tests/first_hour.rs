@@ -920,7 +920,11 @@ fn cut_replies_have_no_error_code() {
         .all(|m| m["err"].is_null() || m["err_name"] != "unknown"));
     let txt = text(&zkscope(&["dump", "-q", "-p", "-r", cut]).stdout);
     assert_eq!(txt.matches(" err=? ").count(), unknown.len(), "{txt}");
-    assert_eq!(txt.matches(" zxid=? err=? ").count(), unknown.len(), "{txt}");
+    assert_eq!(
+        txt.matches(" zxid=? err=? ").count(),
+        unknown.len(),
+        "{txt}"
+    );
     assert!(!txt.contains("zxid=0x0 "), "{txt}");
     assert!(!txt.contains("err=OK latency") || txt.matches("err=OK").count() < 5);
     // count: an "unknown" row, not in the errors column

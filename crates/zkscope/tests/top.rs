@@ -396,6 +396,53 @@ fn batch_agrees_with_count() {
         "{text}"
     );
     assert!(text.contains("interval 4s"), "{text}");
+
+    // SIGTERM (`timeout`, `kill`, a service manager) ends a batch as Ctrl-C does: the block
+    // under way is printed, the exit is clean. Replayed at capture speed (23 s), stopped
+    // once the first block is out.
+    let mut child = Command::new(zkscope_bin())
+        .args(["top", "-r", pcap.to_str().expect("utf-8 path"), "--batch"])
+        .args(["--rows", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start top --batch");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut text = String::new();
+    // the first block is out (written at once) when its table header has been read
+    let mut headers = 0;
+    while headers == 0 || !text.lines().last().is_some_and(|l| l.starts_with("OP")) {
+        let line = rx
+            .recv_timeout(BUDGET)
+            .expect("a first block within the budget");
+        headers += usize::from(line.starts_with("--- "));
+        text.push_str(&line);
+        text.push('\n');
+    }
+    // SAFETY: kill has no memory preconditions; the pid is the child this test started.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = child.wait().expect("wait for top");
+    reader.join().expect("reader thread");
+    text.extend(rx.try_iter().map(|l| l + "\n"));
+    assert!(status.success(), "{status:?}:\n{text}");
+    let blocks = text.lines().filter(|l| l.starts_with("--- ")).count();
+    assert!(blocks >= 2, "the block under way is printed too:\n{text}");
+    assert!(blocks < 10, "stopped early:\n{text}");
 }
 
 #[test]
