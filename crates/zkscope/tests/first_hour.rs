@@ -153,6 +153,49 @@ fn live_duration_ends_without_packets() {
     }
 }
 
+/// SIGTERM (`timeout`, `kill`, a service manager) and SIGHUP (a closed terminal) end a live
+/// capture as Ctrl-C does: the summary and the exit status, not death by the signal. Needs
+/// root (capture on lo).
+#[test]
+fn termination_signals_end_a_capture_with_its_summary() {
+    use std::io::{BufRead, BufReader};
+    for sig in [libc::SIGTERM, libc::SIGHUP] {
+        let port = free_port().to_string();
+        let mut child = Command::new(support::zkscope_bin())
+            .args(["count", "-i", "lo", "--port", &port])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start zkscope");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let stderr = child.stderr.take().expect("stderr");
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut err = String::new();
+        while !err.contains("listening on lo") {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("not listening: {err}"));
+            err.push_str(&line);
+            err.push('\n');
+        }
+        // SAFETY: kill has no memory preconditions; the pid is the child this test started.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+        let status = child.wait().expect("wait");
+        reader.join().expect("stderr reader");
+        err.extend(rx.try_iter().map(|l| l + "\n"));
+        // nothing on that port: exit status 3, after the summary
+        assert_eq!(status.code(), Some(3), "signal {sig}: {status:?}\n{err}");
+        assert!(
+            err.contains("--- zkscope summary ---"),
+            "signal {sig}: {err}"
+        );
+    }
+}
+
 /// `digest --order-by p99`, as `latency --sort-by p99`.
 #[test]
 fn digest_orders_by_p99() {
