@@ -134,13 +134,9 @@ impl Framer {
             if len > have {
                 self.hole = Some(len - have);
             }
-        } else if self.synced {
-            // Less than a length prefix: the frame boundary is lost with it.
-            self.synced = false;
-            out(FrameEvent::Skipped {
-                bytes: self.buf.len() as u64,
-            });
         } else {
+            // Unscanned bytes, or less than a length prefix: the frame boundary goes with them.
+            self.synced = false;
             out(FrameEvent::Skipped {
                 bytes: self.buf.len() as u64,
             });

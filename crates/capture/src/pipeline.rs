@@ -53,7 +53,7 @@ use crate::ensemble::{
     Discovery, EnsembleHandler, EnsembleSpec, EnsembleStats, FleMsg, Note, Resolver, ServerSink,
     ZabMsg,
 };
-use crate::packet::{parse_tcp, RawPacket, Skip, Timestamp};
+use crate::packet::{parse_tcp, RawPacket, Skip, TcpSegment, Timestamp};
 use crate::ports::PortTally;
 use crate::source::{CaptureError, CaptureStats, PacketSource};
 use crate::tcp::{StreamHandler, TcpConfig, TcpStats, TcpTracker};
@@ -304,6 +304,18 @@ impl LiveCounters {
     fn publish(&self, c: Counters) {
         *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = c;
     }
+    /// Packets and bytes so far: plain stores, the reader only needs a recent value, the hot
+    /// path no lock.
+    #[inline]
+    fn progress(&self, s: &LoopStats) {
+        self.packets.store(s.packets, Ordering::Relaxed);
+        self.bytes.store(s.bytes, Ordering::Relaxed);
+    }
+    /// The counters of a finished run.
+    fn finish(&self, c: &Counters) {
+        self.progress(&c.packets);
+        self.publish(c.clone());
+    }
 }
 
 /// What a finished run produced.
@@ -330,8 +342,9 @@ pub type Progress = Box<dyn FnMut(u64) + Send>;
 /// read; its argument is that packet's captured length (the snap length).
 pub type OnCut = Box<dyn FnMut(u32) + Send>;
 
-/// What every loop does with each packet read, before decoding: the snap length (`on_cut`
-/// the first time a packet is cut) and `-w`. A free function: the packet borrows the source.
+/// What every loop does with each packet read, before decoding: counts it, notes the snap
+/// length (`on_cut` the first time a packet is cut) and writes `-w`. A free function: the
+/// packet borrows the source.
 #[inline]
 fn note_packet(
     pkt: &RawPacket<'_>,
@@ -340,6 +353,10 @@ fn note_packet(
     writer: &mut Option<PacketWriter>,
     write_error: &mut Option<CaptureError>,
 ) {
+    stats.packets += 1;
+    stats.bytes += pkt.data.len() as u64;
+    stats.first_ts.get_or_insert(pkt.ts);
+    stats.last_ts = Some(pkt.ts);
     if pkt.data.len() < pkt.orig_len as usize {
         stats.cut_packets += 1;
         if stats.snaplen.is_none() {
@@ -355,6 +372,37 @@ fn note_packet(
             *write_error = Some(e);
             *writer = None;
         }
+    }
+}
+
+impl LoopStats {
+    /// Counts a packet that is not a TCP segment to decode.
+    fn skipped(&mut self, why: Skip) {
+        match why {
+            Skip::NotIp | Skip::NotTcp => self.not_tcp += 1,
+            Skip::Fragment => self.fragments += 1,
+            Skip::Truncated => self.truncated_headers += 1,
+            Skip::UnsupportedLinktype(_) => self.unsupported_link += 1,
+            Skip::Malformed => self.malformed += 1,
+        }
+    }
+}
+
+/// Feeds a segment to the tracker; tallies its ports when the tracker ignored it (the
+/// connections no decoder selected), or always with `tally_all`.
+#[inline]
+fn track<H: StreamHandler>(
+    tracker: &mut TcpTracker<H>,
+    handler: &mut H,
+    ts: Timestamp,
+    seg: &TcpSegment<'_>,
+    tally_all: bool,
+    ports: &mut PortTally,
+) {
+    let ignored = tracker.stats().packets_ignored;
+    tracker.segment(handler, ts, seg);
+    if tally_all || tracker.stats().packets_ignored != ignored {
+        ports.add(seg);
     }
 }
 
@@ -525,10 +573,6 @@ impl Pipeline {
                     break;
                 }
             };
-            stats.packets += 1;
-            stats.bytes += pkt.data.len() as u64;
-            stats.first_ts.get_or_insert(pkt.ts);
-            stats.last_ts = Some(pkt.ts);
             let ts = pkt.ts;
             note_packet(
                 &pkt,
@@ -538,18 +582,8 @@ impl Pipeline {
                 &mut self.write_error,
             );
             match parse_tcp(&pkt) {
-                Ok(seg) => {
-                    let ignored = tracker.stats().packets_ignored;
-                    tracker.segment(handler, ts, &seg);
-                    if tally_all || tracker.stats().packets_ignored != ignored {
-                        ports.add(&seg);
-                    }
-                }
-                Err(Skip::NotIp | Skip::NotTcp) => stats.not_tcp += 1,
-                Err(Skip::Fragment) => stats.fragments += 1,
-                Err(Skip::Truncated) => stats.truncated_headers += 1,
-                Err(Skip::UnsupportedLinktype(_)) => stats.unsupported_link += 1,
-                Err(Skip::Malformed) => stats.malformed += 1,
+                Ok(seg) => track(&mut tracker, handler, ts, &seg, tally_all, &mut ports),
+                Err(why) => stats.skipped(why),
             }
             if live {
                 flush(handler);
@@ -557,9 +591,7 @@ impl Pipeline {
             if done(handler) {
                 break;
             }
-            // Plain stores: the reader only needs a recent value, the hot path no lock.
-            self.live.packets.store(stats.packets, Ordering::Relaxed);
-            self.live.bytes.store(stats.bytes, Ordering::Relaxed);
+            self.live.progress(&stats);
             let periodic = stats.packets % PUBLISH_EVERY == 0;
             if periodic || (live && ts.0.saturating_sub(published_ts) >= PUBLISH_NS) {
                 published_ts = ts.0;
@@ -598,13 +630,7 @@ impl Pipeline {
             ensemble,
             live: self.source.stats(),
         };
-        self.live
-            .packets
-            .store(counters.packets.packets, Ordering::Relaxed);
-        self.live
-            .bytes
-            .store(counters.packets.bytes, Ordering::Relaxed);
-        self.live.publish(counters.clone());
+        self.live.finish(&counters);
         (counters, read_error, ports)
     }
 }

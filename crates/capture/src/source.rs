@@ -866,18 +866,7 @@ impl FileSource {
                             offset,
                             limit: BUF_MAX,
                         },
-                        RecordError::Read => {
-                            let error = self
-                                .io_err
-                                .lock()
-                                .ok()
-                                .and_then(|mut e| e.take())
-                                .unwrap_or_else(|| io::Error::other("read error"));
-                            CaptureError::Io {
-                                name: self.name.clone(),
-                                error,
-                            }
-                        }
+                        RecordError::Read => io_error(&self.name, &self.io_err),
                     });
                 }
             };
@@ -921,16 +910,20 @@ impl FileSource {
 
     fn read_error(&mut self) -> CaptureError {
         self.done = true;
-        let error = self
-            .io_err
-            .lock()
-            .ok()
-            .and_then(|mut e| e.take())
-            .unwrap_or_else(|| io::Error::other("read error"));
-        CaptureError::Io {
-            name: self.name.clone(),
-            error,
-        }
+        io_error(&self.name, &self.io_err)
+    }
+}
+
+/// The read error the input kept (see [`Input`]) of file `name`.
+fn io_error(name: &str, kept: &Mutex<Option<io::Error>>) -> CaptureError {
+    let error = kept
+        .lock()
+        .ok()
+        .and_then(|mut e| e.take())
+        .unwrap_or_else(|| io::Error::other("read error"));
+    CaptureError::Io {
+        name: name.to_string(),
+        error,
     }
 }
 

@@ -991,6 +991,7 @@ impl Default for IdleClock {
 impl IdleClock {
     /// The capture time of the next packet; returns the tracker's clock (the latest time
     /// seen) and whether a whole-capture tracker checks its flows at this packet.
+    #[inline]
     pub fn tick(&mut self, ts: Timestamp) -> (Timestamp, bool) {
         self.now = self.now.max(ts.0);
         if self.now >= self.next {
@@ -998,6 +999,12 @@ impl IdleClock {
             return (Timestamp(self.now), true);
         }
         (Timestamp(self.now), false)
+    }
+
+    /// The latest time seen.
+    #[inline]
+    fn now(&self) -> Timestamp {
+        Timestamp(self.now)
     }
 }
 
@@ -1013,8 +1020,9 @@ pub struct TcpTracker<H: StreamHandler> {
     /// Least recently active.
     tail: u32,
     stats: TcpStats,
-    now: Timestamp,
-    next_idle_check: i64,
+    /// The tracker's clock and its once-a-second check: the very clock a reader dealing
+    /// packets to several trackers keeps, so that they check where this one would.
+    clock: IdleClock,
     order: Option<Arc<OrderClock>>,
     /// Slot of the flow of the previous segment.
     last: Option<u32>,
@@ -1041,8 +1049,7 @@ impl<H: StreamHandler> TcpTracker<H> {
             head: NIL,
             tail: NIL,
             stats: TcpStats::default(),
-            now: Timestamp(i64::MIN),
-            next_idle_check: i64::MIN,
+            clock: IdleClock::default(),
             order: None,
             last: None,
         }
@@ -1133,17 +1140,13 @@ impl<H: StreamHandler> TcpTracker<H> {
     /// the whole-capture tracker's check falls ([`IdleClock`]), to behave exactly like it.
     #[inline]
     pub fn advance(&mut self, h: &mut H, ts: Timestamp) {
-        if ts > self.now {
-            self.now = ts;
-        }
-        if self.now.0 >= self.next_idle_check {
+        if self.clock.tick(ts).1 {
             self.check_flows(h);
         }
     }
 
     #[inline(never)]
     fn check_flows(&mut self, h: &mut H) {
-        self.next_idle_check = self.now.0.saturating_add(IDLE_CHECK_NS);
         self.expire_idle(h);
         self.settle_all(h);
     }
@@ -1303,7 +1306,7 @@ impl<H: StreamHandler> TcpTracker<H> {
             other.on_peer_ack(seg.ack);
         }
         let fins = this.fin_off.is_some() && other.fin_off.is_some();
-        settle(halves, *pkts, self.now, &mut cx, &mut out);
+        settle(halves, *pkts, self.clock.now(), &mut cx, &mut out);
         let reason = if seg.flags.rst {
             Some(CloseReason::Rst)
         } else if fins {
@@ -1320,7 +1323,7 @@ impl<H: StreamHandler> TcpTracker<H> {
     /// (closed) until it idles out, is evicted, or a new SYN reuses it.
     fn close(&mut self, h: &mut H, idx: u32, reason: CloseReason) {
         let limits = self.limits();
-        let ts = self.now;
+        let ts = self.clock.now();
         let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -1381,10 +1384,10 @@ impl<H: StreamHandler> TcpTracker<H> {
     }
 
     fn expire_idle(&mut self, h: &mut H) {
-        let limit = self
-            .now
-            .0
-            .saturating_sub(i64::try_from(self.cfg.idle_timeout.as_nanos()).unwrap_or(i64::MAX));
+        let limit =
+            self.clock.now().0.saturating_sub(
+                i64::try_from(self.cfg.idle_timeout.as_nanos()).unwrap_or(i64::MAX),
+            );
         while self.tail != NIL {
             let t = self.tail;
             let (seen, touched) = match self.slots.get(t as usize).and_then(Option::as_ref) {
@@ -1405,7 +1408,7 @@ impl<H: StreamHandler> TcpTracker<H> {
     /// held data goes out on the clock of the others.
     fn settle_all(&mut self, h: &mut H) {
         let limits = self.limits();
-        let now = self.now;
+        let now = self.clock.now();
         for flow in self.slots.iter_mut().flatten() {
             if !flow.halves.iter().any(Half::waiting) {
                 continue;
@@ -1435,9 +1438,8 @@ impl<H: StreamHandler> TcpTracker<H> {
     /// End of input: deliver buffered data (gaps for holes) and close every
     /// open flow with [`CloseReason::End`]; the table is emptied.
     pub fn finish(&mut self, h: &mut H, ts: Timestamp) {
-        if ts > self.now {
-            self.now = ts;
-        }
+        // Every flow closes now: no check is due.
+        self.clock.tick(ts);
         while self.tail != NIL {
             let t = self.tail;
             if let (Some(o), Some(f)) = (

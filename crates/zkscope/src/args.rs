@@ -409,21 +409,33 @@ pub struct ProtocolArgs {
     pub zab_ports: Vec<u16>,
 }
 
-/// The ensemble handler's selection from the options.
 /// The decoder `--protocol` selects (client ports, or election/quorum/auto with its mode) and
 /// the live capture filter that goes with it, for commands that take either.
 pub fn decoder_for(input: &InputArgs, protocols: &ProtocolArgs) -> Result<(Decoder, String)> {
     let mode = match protocols.protocol {
-        Protocol::Client => {
-            let spec = input.server_spec()?;
-            let bpf = input.bpf(&spec);
-            let config = input.client_config();
-            return Ok((Decoder::Client { spec, config }, bpf));
-        }
+        Protocol::Client => return client_decoder(input),
         Protocol::Fle => Mode::Fle,
         Protocol::Zab => Mode::Zab,
         _ => Mode::Auto,
     };
+    ensemble_decoder(input, protocols, mode)
+}
+
+/// The client decoder on the selected endpoints, and its live capture filter.
+pub fn client_decoder(input: &InputArgs) -> Result<(Decoder, String)> {
+    let spec = input.server_spec()?;
+    let bpf = input.bpf(&spec);
+    let config = input.client_config();
+    Ok((Decoder::Client { spec, config }, bpf))
+}
+
+/// The ensemble decoder of `mode` (election, quorum, or all three), and its live capture
+/// filter.
+pub fn ensemble_decoder(
+    input: &InputArgs,
+    protocols: &ProtocolArgs,
+    mode: Mode,
+) -> Result<(Decoder, String)> {
     let spec = ensemble_spec(input, protocols, mode)?;
     let bpf = ensemble_bpf(input, &spec);
     let decoder = Decoder::Ensemble {
@@ -434,6 +446,7 @@ pub fn decoder_for(input: &InputArgs, protocols: &ProtocolArgs) -> Result<(Decod
     Ok((decoder, bpf))
 }
 
+/// The ensemble handler's selection from the options.
 pub fn ensemble_spec(input: &InputArgs, p: &ProtocolArgs, mode: Mode) -> Result<EnsembleSpec> {
     if !input.include_hosts.is_empty() && !input.exclude_hosts.is_empty() {
         bail!("the flags --include-host and --exclude-host can't be mixed");

@@ -11,17 +11,12 @@ use zkscope_capture::pipeline::{Consumer, Decoder, Finished, Pipeline, Shard, St
 use zkscope_capture::source::{LiveOptions, PacketSource};
 use zkscope_capture::writer::PacketWriter;
 
-use crate::args::{dns, ensemble_bpf, ensemble_spec, InputArgs, ProtocolArgs};
+use crate::args::{client_decoder, ensemble_decoder, InputArgs, ProtocolArgs};
 
 /// Decodes the client protocol on the selected endpoints into `consumer`, until the input
 /// ends, Ctrl-C, or the consumer is done.
 pub fn run_client<C: Consumer>(input: &InputArgs, consumer: C) -> Result<Finished<C>> {
-    let spec = input.server_spec()?;
-    let bpf = input.bpf(&spec);
-    let decoder = Decoder::Client {
-        spec,
-        config: input.client_config(),
-    };
+    let (decoder, bpf) = client_decoder(input)?;
     run(input, decoder, bpf, consumer)
 }
 
@@ -40,12 +35,7 @@ pub fn run_client_sharded<C: Shard>(
     if threads < 2 || !file || input.write.is_some() {
         return run_client(input, make());
     }
-    let spec = input.server_spec()?;
-    let bpf = input.bpf(&spec);
-    let decoder = Decoder::Client {
-        spec,
-        config: input.client_config(),
-    };
+    let (decoder, bpf) = client_decoder(input)?;
     let sharded = run_with(input, decoder, bpf, |p| {
         p.run_sharded(threads, &make).ok_or(())
     })?;
@@ -62,13 +52,7 @@ pub fn run_ensemble<C: Consumer>(
     mode: Mode,
     consumer: C,
 ) -> Result<Finished<C>> {
-    let spec = ensemble_spec(input, protocols, mode)?;
-    let bpf = ensemble_bpf(input, &spec);
-    let decoder = Decoder::Ensemble {
-        spec,
-        config: input.client_config(),
-        resolver: Some(Box::new(dns)),
-    };
+    let (decoder, bpf) = ensemble_decoder(input, protocols, mode)?;
     run(input, decoder, bpf, consumer)
 }
 
@@ -82,8 +66,8 @@ fn run<C: Consumer>(
     run_with(input, decoder, bpf, |p| p.run(consumer))
 }
 
-/// The stop handle Ctrl-C sets, its handler installed on first use (a file read a second time
-/// keeps it).
+/// The stop handle Ctrl-C (and SIGTERM, SIGHUP) sets, its handler installed on first use (a
+/// file read a second time keeps it).
 fn ctrl_c() -> Result<StopHandle> {
     static STOP: OnceLock<StopHandle> = OnceLock::new();
     if let Some(s) = STOP.get() {

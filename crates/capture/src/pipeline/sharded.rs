@@ -25,10 +25,11 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
 use super::{
-    note_packet, Consumer, Counters, Decoder, Feed, Finished, LoopStats, Pipeline, PUBLISH_EVERY,
+    note_packet, track, Consumer, Counters, Decoder, Feed, Finished, LoopStats, Pipeline,
+    PUBLISH_EVERY,
 };
 use crate::client::{ClientConfig, ClientHandler, ClientStats, ServerSpec};
-use crate::packet::{parse_tcp, Skip, TcpFlags, TcpSegment, Timestamp};
+use crate::packet::{parse_tcp, TcpFlags, TcpSegment, Timestamp};
 use crate::ports::PortTally;
 use crate::source::CaptureError;
 use crate::tcp::{IdleClock, TcpConfig, TcpStats, TcpTracker};
@@ -225,11 +226,7 @@ fn worker<C: Shard>(
                         payload: batch.data.get(start..start + len).unwrap_or(&[]),
                         missing,
                     };
-                    let ignored = tracker.stats().packets_ignored;
-                    tracker.segment(&mut h, ts, &seg);
-                    if tally_all || tracker.stats().packets_ignored != ignored {
-                        ports.add(&seg);
-                    }
+                    track(&mut tracker, &mut h, ts, &seg, tally_all, &mut ports);
                 }
             }
         }
@@ -344,14 +341,7 @@ impl Pipeline {
             });
         }
         let consumer = C::merge(parts)?;
-        self.live.packets.store(
-            counters.packets.packets,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        self.live
-            .bytes
-            .store(counters.packets.bytes, std::sync::atomic::Ordering::Relaxed);
-        self.live.publish(counters.clone());
+        self.live.finish(&counters);
         Some(Finished {
             consumer,
             counters,
@@ -381,10 +371,6 @@ impl Pipeline {
                 Ok(None) => return None,
                 Err(e) => return Some(e),
             };
-            stats.packets += 1;
-            stats.bytes += pkt.data.len() as u64;
-            stats.first_ts.get_or_insert(pkt.ts);
-            stats.last_ts = Some(pkt.ts);
             note_packet(
                 &pkt,
                 stats,
@@ -433,18 +419,9 @@ impl Pipeline {
                         }
                     }
                 }
-                Err(Skip::NotIp | Skip::NotTcp) => stats.not_tcp += 1,
-                Err(Skip::Fragment) => stats.fragments += 1,
-                Err(Skip::Truncated) => stats.truncated_headers += 1,
-                Err(Skip::UnsupportedLinktype(_)) => stats.unsupported_link += 1,
-                Err(Skip::Malformed) => stats.malformed += 1,
+                Err(why) => stats.skipped(why),
             }
-            self.live
-                .packets
-                .store(stats.packets, std::sync::atomic::Ordering::Relaxed);
-            self.live
-                .bytes
-                .store(stats.bytes, std::sync::atomic::Ordering::Relaxed);
+            self.live.progress(stats);
             if stats.packets.is_multiple_of(PUBLISH_EVERY) {
                 if let (Some(report), Some((read, _))) =
                     (self.progress.as_mut(), self.source.position())
